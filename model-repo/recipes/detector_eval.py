@@ -1,0 +1,139 @@
+"""Recall of face detectors on the WIDER FACE validation subset in ../shared/datasets (faces ≥ 32 px high).
+
+The subset stores every photo stretched to 416×416; each is resized back to its original size before detection
+so faces keep their shape, and matched to the ground truth in original pixels at IoU ≥ 0.5 (greedy, one detection
+per face). Candidates: our MTCNN (ONNX, the service's own code path) and, when `dlib` imports, dlib's HOG
+frontal-face detector.
+
+    python model-repo/recipes/detector_eval.py --data ../shared/datasets [--candidates mtcnn dlib-hog]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+Detector = Callable[[np.ndarray], np.ndarray]  # RGB image -> (N, 4) boxes x1, y1, x2, y2
+MIN_HEIGHT = 32
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / (area + areas - inter)
+
+
+def load_wider(data_dir: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(image at original size, boxes of faces ≥ 32 px, boxes of all other faces) per photo."""
+    root = data_dir / "wider_face_val_subset"
+    gt = json.loads((root / "gt.json").read_text())
+    samples = []
+    for name, entry in sorted(gt.items()):
+        img = Image.open(root / "images" / name).convert("RGB")
+        img = img.resize((entry["orig_width"], entry["orig_height"]), Image.BICUBIC)
+        big, other = [], []
+        for face in entry["faces"]:
+            x, y, w, h = face["xywh"]
+            (big if h >= MIN_HEIGHT and not face["invalid"] else other).append([x, y, x + w, y + h])
+        samples.append((np.asarray(img), np.array(big, float).reshape(-1, 4), np.array(other, float).reshape(-1, 4)))
+    return samples
+
+
+def evaluate(detect: Detector, samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
+    found = total = false_pos = 0
+    elapsed = 0.0
+    for image, big, other in samples:
+        start = time.perf_counter()
+        boxes = detect(image)
+        elapsed += time.perf_counter() - start
+        used = np.zeros(len(boxes), bool)
+        for face in big:
+            total += 1
+            if len(boxes) == 0:
+                continue
+            overlaps = np.where(used, 0.0, iou(face, boxes))
+            best = int(np.argmax(overlaps))
+            if overlaps[best] >= 0.5:
+                used[best] = True
+                found += 1
+        # A detection matching no annotated face at all (small, invalid ones included) counts as false.
+        everything = np.concatenate([big, other])
+        for k in np.flatnonzero(~used):
+            if len(everything) == 0 or iou(boxes[k], everything).max() < 0.3:
+                false_pos += 1
+    return {
+        "recall": found / total,
+        "faces": total,
+        "false_positives": false_pos,
+        "ms_per_image": 1000 * elapsed / len(samples),
+        "images": len(samples),
+    }
+
+
+def mtcnn_candidate(min_face_size: float, min_confidence: float) -> Detector:
+    from services.detector.model import MtcnnDetector
+    from services.runtime.modelrepo import load_model
+
+    model = load_model(Path(__file__).resolve().parents[1], "mtcnn")
+    model.config.params["min_face_size"] = min_face_size
+    detector = MtcnnDetector(model)
+    return lambda image: np.array([d.box for d in detector.detect(image, min_confidence)]).reshape(-1, 4)
+
+
+def dlib_hog_candidate(upsample: int) -> Detector:
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+
+    def detect(image: np.ndarray) -> np.ndarray:
+        rects = detector(image, upsample)
+        return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], float).reshape(-1, 4)
+
+    return detect
+
+
+CANDIDATES: dict[str, Callable[[], Detector]] = {
+    "mtcnn (min face 20, conf 0.9)": lambda: mtcnn_candidate(20, 0.9),
+    "mtcnn (min face 12, conf 0.9)": lambda: mtcnn_candidate(12, 0.9),
+    "mtcnn (min face 20, conf 0.7)": lambda: mtcnn_candidate(20, 0.7),
+    "mtcnn (min face 40, conf 0.9)": lambda: mtcnn_candidate(40, 0.9),
+    "dlib-hog (upsample 1)": lambda: dlib_hog_candidate(1),
+    "dlib-hog (upsample 0)": lambda: dlib_hog_candidate(0),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    samples = load_wider(args.data)
+    results = {}
+    print(f"{'candidate':34} {'recall':>7} {'faces':>6} {'false+':>7} {'ms/img':>8}")
+    for name in args.candidates:
+        try:
+            detect = CANDIDATES[name]()
+        except ImportError as exc:
+            print(f"{name:34} skipped ({exc})")
+            continue
+        r = evaluate(detect, samples)
+        results[name] = r
+        print(f"{name:34} {r['recall']:7.3f} {r['faces']:6d} {r['false_positives']:7d} {r['ms_per_image']:8.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Aligned face crops: a similarity transform that maps the five landmarks onto a canonical template."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# The widely used 112×112 five-point template (ArcFace / InsightFace), normalised to the unit square:
+# left eye, right eye, nose, mouth left, mouth right.
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+TEMPLATE = TEMPLATE_112 / 112.0
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation taking src points to dst (Umeyama 1991); 2×3 matrix."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1] = -1
+    rotation = u @ np.diag(d) @ vt
+    var_src = (src_c**2).sum() / len(src)
+    scale = (s * d).sum() / var_src if var_src > 0 else 1.0
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
+    return matrix
+
+
+def template_points(size: int, padding: float) -> np.ndarray:
+    """The template in crop pixels: `padding` (fraction of the face width) of margin on every side."""
+    return (TEMPLATE + padding) / (1.0 + 2.0 * padding) * size
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, padding: float = 0.0) -> np.ndarray:
+    """Warp the face whose five landmarks are given into a size×size crop (RGB uint8)."""
+    matrix = similarity_transform(landmarks, template_points(size, padding))
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def resize_whole(image: np.ndarray, size: int) -> np.ndarray:
+    """For images that already are an aligned face (skip_detection): just bring them to the crop size."""
+    interpolation = cv2.INTER_AREA if min(image.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interpolation)

@@ -1,0 +1,57 @@
+"""What the detector service does with one image: decode once, find faces, cut the crops asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.detector.align import align_face, resize_whole
+from services.detector.decode import decode_image
+from services.detector.model import MtcnnDetector
+from services.runtime.modelrepo import CropConfig
+
+
+@dataclass(frozen=True)
+class Face:
+    box: np.ndarray  # x1, y1, x2, y2, original-image pixels
+    score: float
+    landmarks: np.ndarray | None  # (5, 2); None when detection was skipped
+    crops: list[np.ndarray] = field(default_factory=list)  # one per requested crop spec
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    width: int
+    height: int
+    faces: list[Face]
+
+
+class FacePipeline:
+    def __init__(self, detector: MtcnnDetector, max_pixels: int, max_faces: int) -> None:
+        self.detector = detector
+        self.max_pixels = max_pixels
+        self.max_faces = max_faces
+
+    def run(
+        self,
+        data: bytes,
+        crops: Sequence[CropConfig] = (),
+        min_confidence: float | None = None,
+        max_faces: int = 0,
+        skip_detection: bool = False,
+    ) -> DetectionResult:
+        image = decode_image(data, self.max_pixels)
+        h, w = image.shape[:2]
+        if skip_detection:
+            whole = np.array([0, 0, w, h], dtype=np.float32)
+            return DetectionResult(w, h, [Face(whole, 1.0, None, [resize_whole(image, c.size) for c in crops])])
+        limit = min(max_faces, self.max_faces) if max_faces > 0 else self.max_faces
+        found = sorted(self.detector.detect(image, min_confidence), key=lambda d: d.area, reverse=True)[:limit]
+        bounds = np.array([w, h, w, h], dtype=np.float32)
+        faces = [
+            Face(np.clip(d.box, 0, bounds), d.score, d.landmarks, [align_face(image, d.landmarks, c.size, c.padding) for c in crops])
+            for d in found
+        ]
+        return DetectionResult(w, h, faces)

@@ -1,0 +1,43 @@
+"""numpy ↔ FaceCrop: the one place aligned faces cross the wire, checked on the way in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from faceplane.v1 import common_pb2
+
+from services.runtime.modelrepo import CropConfig
+
+MAX_CROPS_PER_CALL = 256
+
+
+class CropError(ValueError):
+    """A crop that does not match what the model needs; the servicer answers INVALID_ARGUMENT."""
+
+
+def crop_to_proto(spec: str, pixels: np.ndarray) -> common_pb2.FaceCrop:
+    h, w = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    return common_pb2.FaceCrop(
+        spec=spec, width=w, height=h, channels=channels, pixels=np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    )
+
+
+def crop_from_proto(crop: common_pb2.FaceCrop, expected: CropConfig | None = None) -> np.ndarray:
+    if expected is not None and (crop.width, crop.height) != (expected.size, expected.size):
+        raise CropError(f"crop is {crop.width}×{crop.height}, the model needs {expected.size}×{expected.size}")
+    if crop.channels != 3:
+        raise CropError(f"crop has {crop.channels} channels, RGB (3) is required")
+    if crop.width <= 0 or crop.height <= 0 or len(crop.pixels) != crop.width * crop.height * 3:
+        raise CropError(f"crop pixel data ({len(crop.pixels)} bytes) does not match {crop.width}×{crop.height}×3")
+    return np.frombuffer(crop.pixels, dtype=np.uint8).reshape(crop.height, crop.width, 3)
+
+
+def crops_to_batch(crops: Sequence[common_pb2.FaceCrop], expected: CropConfig) -> np.ndarray:
+    """A (N, size, size, 3) uint8 batch from the request's crops."""
+    if not crops:
+        raise CropError("no crops in the request")
+    if len(crops) > MAX_CROPS_PER_CALL:
+        raise CropError(f"{len(crops)} crops in one call, at most {MAX_CROPS_PER_CALL}")
+    return np.stack([crop_from_proto(c, expected) for c in crops])

@@ -1,0 +1,63 @@
+"""Load a model from model-repo/<name>/: its config.toml (files, parameters, labels, crop), its card, its weights."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.runtime.backends import InferenceBackend, create_backend
+
+
+class CropConfig(BaseModel):
+    """The aligned crop the model was trained on (see CropSpec in common.proto)."""
+
+    name: str
+    size: int = Field(gt=0, le=1024)
+    padding: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class BatchingConfig(BaseModel):
+    max_batch_size: int = Field(default=1, ge=1)
+    max_delay_ms: float = Field(default=0.0, ge=0.0)
+
+
+class ModelConfig(BaseModel):
+    name: str
+    version: str
+    # Logical name -> ONNX file inside the model folder.
+    files: dict[str, str]
+    labels: list[str] = []
+    crop: CropConfig | None = None
+    batching: BatchingConfig = BatchingConfig()
+    params: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    config: ModelConfig
+    backends: dict[str, InferenceBackend]
+    card: str
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+
+
+def read_config(model_dir: Path) -> ModelConfig:
+    with (model_dir / "config.toml").open("rb") as f:
+        return ModelConfig.model_validate(tomllib.load(f))
+
+
+def load_model(model_repo: Path, name: str, backend: str = "onnx", intra_op_threads: int = 0) -> LoadedModel:
+    model_dir = model_repo / name
+    config = read_config(model_dir)
+    card = (model_dir / "card.md").read_text()
+    backends = {
+        key: create_backend(backend, model_dir / filename, intra_op_threads=intra_op_threads)
+        for key, filename in config.files.items()
+    }
+    return LoadedModel(config=config, backends=backends, card=card)

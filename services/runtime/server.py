@@ -1,0 +1,89 @@
+"""Start a service: grpc.aio server with health, reflection and metrics; drain and exit on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from services.runtime.logs import configure_logging
+from services.runtime.metrics import MetricsInterceptor, serve_metrics
+from services.runtime.settings import ServiceSettings, load_settings
+
+log = logging.getLogger("faceplane.server")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One gRPC service to host: the servicer, its generated add_*_to_server function and its full name."""
+
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    service_name: str
+
+
+class ServiceServer:
+    def __init__(self, settings: ServiceSettings, registrations: Sequence[Registration]) -> None:
+        self.settings = settings
+        self.registrations = list(registrations)
+        self.health = HealthServicer()
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        self.server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=options)
+        self.port = 0
+
+    async def start(self) -> int:
+        names = [r.service_name for r in self.registrations]
+        for r in self.registrations:
+            r.add_to_server(r.servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
+        await self.server.start()
+        for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"services": names, "address": f"{self.settings.host}:{self.port}"})
+        return self.port
+
+    async def stop(self) -> None:
+        # NOT_SERVING first so load balancers and the gateway's readiness stop sending, then drain in-flight RPCs.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace_s)
+        log.info("stopped")
+
+
+async def serve_until_signalled(settings: ServiceSettings, registrations: Sequence[Registration]) -> None:
+    server = ServiceServer(settings, registrations)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await stop.wait()
+    log.info("shutting down", extra={"grace_s": settings.shutdown_grace_s})
+    await server.stop()
+
+
+def run_service(
+    service: str, build: Callable[[Any], Sequence[Registration]], settings_cls: type[ServiceSettings] = ServiceSettings
+) -> None:
+    """The whole life of a service process; `build` loads the model and returns what to host."""
+    settings = load_settings(service, settings_cls)
+    configure_logging(settings.log_level, settings.log_json)
+    serve_metrics(settings.metrics_host, settings.metrics_port)
+    registrations = build(settings)
+    asyncio.run(serve_until_signalled(settings, registrations))
