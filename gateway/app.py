@@ -1,0 +1,42 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.clients import Services
+from gateway.errors import install_error_handlers
+from gateway.limits import BodySizeLimit
+from gateway.metrics import measure_http
+from gateway.routes import faces, health
+from gateway.settings import Settings
+
+# Room for multipart framing and base64's 4/3 growth around an image of the maximum size.
+_BODY_OVERHEAD = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = Services(settings)  # gRPC channels belong to the running loop
+        yield
+        await app.state.services.close()
+
+    app = FastAPI(
+        title="faceplane",
+        version="0.1.0",
+        summary="Face detection and analysis over one REST API",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.middleware("http")(measure_http)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD)
+    app.include_router(faces.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,132 @@
+"""gRPC channels to the services: one per service, created inside the running loop, with deadlines and retries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from faceplane.v1 import (
+    analysis_pb2_grpc,
+    common_pb2,
+    detector_pb2_grpc,
+    embedder_pb2_grpc,
+    generator_pb2_grpc,
+)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.errors import ApiError
+from gateway.metrics import ClientMetrics
+from gateway.settings import Settings
+
+log = logging.getLogger("faceplane.gateway")
+
+ERROR_CODE_KEY = "faceplane-error-code"  # set by services/runtime/errors.py; the gateway reads it, never imports it
+
+STUBS: dict[str, tuple[type, str]] = {
+    "detector": (detector_pb2_grpc.DetectorStub, "faceplane.v1.Detector"),
+    "embedder": (embedder_pb2_grpc.EmbedderStub, "faceplane.v1.Embedder"),
+    "emotion": (analysis_pb2_grpc.EmotionStub, "faceplane.v1.Emotion"),
+    "agegender": (analysis_pb2_grpc.AgeGenderStub, "faceplane.v1.AgeGender"),
+    "attributes": (analysis_pb2_grpc.AttributesStub, "faceplane.v1.Attributes"),
+    "generator": (generator_pb2_grpc.GeneratorStub, "faceplane.v1.Generator"),
+}
+
+# Transparent retries of calls that never reached a server (UNAVAILABLE), with backoff; all our RPCs are idempotent
+# reads except gallery writes, which later carry their own ids.
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+# Client-facing status for the machine codes a service attaches to INVALID_ARGUMENT.
+_INVALID_STATUS = {"empty_image": 400, "unsupported_image": 415, "image_too_large": 413}
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    channel: grpc.aio.Channel
+    stub: Any
+    health: health_pb2_grpc.HealthStub
+    grpc_name: str
+    info: common_pb2.ServiceInfo | None = field(default=None)
+
+    async def describe(self, deadline_s: float) -> common_pb2.ServiceInfo:
+        """The service's models and crop specs, asked once and kept (asked again after a failure)."""
+        if self.info is None:
+            self.info = await self.stub.Describe(common_pb2.DescribeRequest(), timeout=deadline_s)
+        return self.info
+
+    async def status(self, deadline_s: float) -> str:
+        try:
+            reply = await self.health.Check(health_pb2.HealthCheckRequest(service=self.grpc_name), timeout=deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            self.info = None
+            return "UNREACHABLE" if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else exc.code().name
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.by_name: dict[str, Service] = {}
+        options = [
+            ("grpc.service_config", _SERVICE_CONFIG),
+            ("grpc.enable_retries", 1),
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+        ]
+        for name, url in settings.service_urls().items():
+            stub_cls, grpc_name = STUBS[name]
+            channel = grpc.aio.insecure_channel(url, options=options, interceptors=[ClientMetrics(name)])
+            self.by_name[name] = Service(name, url, channel, stub_cls(channel), health_pb2_grpc.HealthStub(channel), grpc_name)
+
+    def get(self, name: str) -> Service | None:
+        return self.by_name.get(name)
+
+    def require(self, name: str) -> Service:
+        service = self.by_name.get(name)
+        if service is None:
+            raise ApiError(503, f"{name}_not_configured", f"the {name} service is not deployed")
+        return service
+
+    async def close(self) -> None:
+        for service in self.by_name.values():
+            await service.channel.close()
+
+
+def rpc_error_code(exc: grpc.aio.AioRpcError) -> str | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_CODE_KEY:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+def to_api_error(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
+    """What the client sees when a call to `service` failed."""
+    code = exc.code()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        machine = rpc_error_code(exc) or "invalid_argument"
+        return ApiError(_INVALID_STATUS.get(machine, 422), machine, exc.details() or "invalid request")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        log.warning("service unavailable", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
+        return ApiError(503, f"{service}_unavailable", f"the {service} service is unavailable ({code.name.lower()})")
+    log.error("service failed", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
+    return ApiError(502, f"{service}_failed", f"the {service} service failed ({code.name.lower()})")

@@ -1,0 +1,107 @@
+"""The cheap checks an upload passes before any service sees it: where the bytes are, what the header says.
+
+Nothing here decodes pixels: the detector decodes each image exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import warnings
+from dataclasses import dataclass
+
+from fastapi import Request
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+
+from gateway.errors import ApiError
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit from the header, below
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    format: str
+    width: int  # as displayed, after EXIF orientation
+    height: int
+
+
+async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
+    """The image from a multipart field `image`, a JSON {"image": base64} body, or a raw image/* body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        data = await _from_multipart(request)
+    elif content_type == "application/json":
+        data = _from_json(await request.body())
+    elif content_type.startswith("image/"):
+        data = await request.body()
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the image as multipart/form-data field 'image', as JSON {\"image\": \"<base64>\"}, or as a raw image/* body",
+        )
+    if not data:
+        raise ApiError(400, "empty_image", "the image is empty")
+    if len(data) > max_bytes:
+        raise ApiError(413, "image_too_large", f"the image is {len(data)} bytes, more than the limit of {max_bytes}")
+    return data
+
+
+async def _from_multipart(request: Request) -> bytes:
+    try:
+        form = await request.form(max_files=2, max_fields=20)
+    except Exception as exc:  # the multipart parser raises several types for malformed bodies
+        raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
+    field = form.get("image")
+    if field is None:
+        raise ApiError(422, "missing_image", "the multipart body has no field named 'image'")
+    if isinstance(field, UploadFile):
+        return await field.read()
+    raise ApiError(422, "missing_image", "the field 'image' must be a file upload")
+
+
+def _from_json(body: bytes) -> bytes:
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    value = payload.get("image") if isinstance(payload, dict) else None
+    if not isinstance(value, str):
+        raise ApiError(422, "missing_image", "the JSON body needs a string field 'image' holding base64 image data")
+    if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
+        value = value.split(",", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(422, "invalid_base64", "the field 'image' is not valid base64") from exc
+
+
+def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
+    """Format and displayed size from the header alone; rejects unknown formats and oversized images."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or ""
+            width, height = img.size
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1) if fmt in ("JPEG", "WEBP", "TIFF", "PNG") else 1
+    except UnidentifiedImageError as exc:
+        raise ApiError(415, "unsupported_image", "the data is not an image in a supported format") from exc
+    except Exception as exc:  # a corrupt header can raise from deep inside PIL's plugins
+        raise ApiError(422, "corrupt_image", f"the image header could not be read: {exc}") from exc
+    if fmt not in SUPPORTED_FORMATS:
+        raise ApiError(415, "unsupported_image", f"{fmt or 'this'} images are not supported")
+    if width < 1 or height < 1:
+        raise ApiError(422, "invalid_image", f"the image has no pixels ({width}×{height})")
+    if width * height > max_pixels:
+        raise ApiError(
+            413, "image_too_large", f"the image has {width * height} pixels, more than the limit of {max_pixels}"
+        )
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return ImageHeader(fmt, width, height)

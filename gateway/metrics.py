@@ -1,0 +1,62 @@
+"""Gateway metrics: HTTP latency per route, and latency of every downstream call by service name."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from fastapi import Request, Response
+from prometheus_client import Counter, Histogram
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_LATENCY = Histogram(
+    "faceplane_http_request_seconds", "Time to answer one HTTP request.", ["route", "method", "status"], buckets=BUCKETS
+)
+DOWNSTREAM_LATENCY = Histogram(
+    "faceplane_grpc_client_seconds",
+    "Time of one call from the gateway to a service, by service, method and status code.",
+    ["service", "method", "code"],
+    buckets=BUCKETS,
+)
+FEATURE_ERRORS = Counter(
+    "faceplane_feature_errors_total", "Faces answered without a feature because its service failed.", ["feature"]
+)
+
+
+async def measure_http(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(path, request.method, str(status)).observe(time.perf_counter() - start)
+
+
+class ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        method = client_call_details.method
+        method = (method.decode() if isinstance(method, bytes) else method).rsplit("/", 1)[-1]
+        start = time.perf_counter()
+        code = "UNKNOWN"
+        try:
+            call = await continuation(client_call_details, request)
+            response = await call
+            code = "OK"
+            return response
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+            raise
+        finally:
+            DOWNSTREAM_LATENCY.labels(self.service, method, code).observe(time.perf_counter() - start)

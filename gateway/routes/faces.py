@@ -1,0 +1,41 @@
+"""POST /v1/detect and POST /v1/analyze."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from gateway.analysis import DEFAULT_FEATURES, analyze, detect_faces, parse_features
+from gateway.routes.deps import IMAGE_BODY, DetectOptionsDep, ImageDep, ServicesDep, SettingsDep
+from gateway.schemas import ERROR_RESPONSES, AnalyzeResponse, DetectResponse
+
+router = APIRouter(prefix="/v1", tags=["faces"])
+
+
+@router.post("/detect", response_model=DetectResponse, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
+async def detect_route(image: ImageDep, options: DetectOptionsDep, services: ServicesDep, settings: SettingsDep) -> Any:
+    """Faces with boxes, confidence and five landmarks, in original-image pixels (EXIF orientation applied)."""
+    return await detect_faces(services, settings, image, options)
+
+
+@router.post(
+    "/analyze",
+    response_model=AnalyzeResponse,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+    openapi_extra=IMAGE_BODY,
+)
+async def analyze_route(
+    image: ImageDep,
+    options: DetectOptionsDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    features: Annotated[str, Query(description="comma list of emotion,age,gender,mask,attributes,embedding")] = DEFAULT_FEATURES,
+    skip_detection: Annotated[bool, Query(description="the image already is one aligned face")] = False,
+) -> Any:
+    """Every face with the requested features; a failed service leaves its features in the face's `errors`."""
+    wanted = parse_features(features)
+    options = dataclasses.replace(options, skip_detection=skip_detection)
+    return await analyze(services, settings, image, options, wanted)

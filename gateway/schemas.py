@@ -1,0 +1,91 @@
+"""Response shapes, for the OpenAPI document (the routes build plain dicts that follow them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Box(BaseModel):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class Landmarks(BaseModel):
+    left_eye: tuple[float, float]
+    right_eye: tuple[float, float]
+    nose: tuple[float, float]
+    mouth_left: tuple[float, float]
+    mouth_right: tuple[float, float]
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class Face(BaseModel):
+    box: Box
+    confidence: float
+    landmarks: Landmarks | None = Field(description="null when skip_detection=true")
+
+
+class DetectResponse(BaseModel):
+    image: ImageSize
+    faces: list[Face]
+
+
+class Emotion(BaseModel):
+    label: str
+    scores: dict[str, float]
+
+
+class Age(BaseModel):
+    value: float
+
+
+class Label(BaseModel):
+    label: str
+    score: float
+
+
+class AnalyzedFace(Face):
+    emotion: Emotion | None = None
+    age: Age | None = None
+    gender: Label | None = None
+    mask: Label | None = None
+    attributes: dict[str, float] | None = None
+    embedding: list[float] | None = None
+    errors: dict[str, str] | None = Field(default=None, description="feature -> why it is missing for this face")
+
+
+class AnalyzeResponse(BaseModel):
+    image: ImageSize
+    faces: list[AnalyzedFace]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready | degraded | not_ready")
+    services: dict[str, str]
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "empty or malformed body",
+        413: "image over the byte or pixel limit",
+        415: "not a supported image or content type",
+        422: "corrupt image or invalid parameters",
+        503: "a required service is unavailable",
+    }.items()
+}
