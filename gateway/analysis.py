@@ -33,7 +33,9 @@ def parse_features(value: str) -> set[str]:
         raise ApiError(
             422,
             "invalid_features",
-            f"unknown features {sorted(unknown)}; choose from {', '.join(FEATURE_SERVICE)}" if unknown else "no features",
+            f"unknown features {sorted(unknown)}; choose from {', '.join(FEATURE_SERVICE)}"
+            if unknown
+            else "no features",
         )
     return features
 
@@ -80,9 +82,7 @@ async def _crop_spec(services: Services, settings: Settings, name: str) -> commo
     return info.crops[0]
 
 
-async def _call(
-    services: Services, settings: Settings, name: str, crops: list[common_pb2.FaceCrop]
-) -> list[Any]:
+async def _call(services: Services, settings: Settings, name: str, crops: list[common_pb2.FaceCrop]) -> list[Any]:
     rpc, field, _ = ANALYSIS_CALLS[name]
     service = services.require(name)
     request = common_pb2.CropsRequest(crops=crops)
@@ -103,7 +103,11 @@ async def analyze(
 
     failures: dict[str, str] = {}
     specs: dict[str, common_pb2.CropSpec] = {}
-    for name, spec in zip(names, await asyncio.gather(*(_crop_spec(services, settings, n) for n in names), return_exceptions=True), strict=True):
+    for name, spec in zip(
+        names,
+        await asyncio.gather(*(_crop_spec(services, settings, n) for n in names), return_exceptions=True),
+        strict=True,
+    ):
         if isinstance(spec, BaseException):
             failures[name] = str(spec)
         else:

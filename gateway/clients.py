@@ -79,7 +79,11 @@ class Service:
             reply = await self.health.Check(health_pb2.HealthCheckRequest(service=self.grpc_name), timeout=deadline_s)
         except grpc.aio.AioRpcError as exc:
             self.info = None
-            return "UNREACHABLE" if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else exc.code().name
+            return (
+                "UNREACHABLE"
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                else exc.code().name
+            )
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
@@ -96,7 +100,9 @@ class Services:
         for name, url in settings.service_urls().items():
             stub_cls, grpc_name = STUBS[name]
             channel = grpc.aio.insecure_channel(url, options=options, interceptors=[ClientMetrics(name)])
-            self.by_name[name] = Service(name, url, channel, stub_cls(channel), health_pb2_grpc.HealthStub(channel), grpc_name)
+            self.by_name[name] = Service(
+                name, url, channel, stub_cls(channel), health_pb2_grpc.HealthStub(channel), grpc_name
+            )
 
     def get(self, name: str) -> Service | None:
         return self.by_name.get(name)

@@ -43,7 +43,8 @@ async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
         raise ApiError(
             415,
             "unsupported_media_type",
-            "send the image as multipart/form-data field 'image', as JSON {\"image\": \"<base64>\"}, or as a raw image/* body",
+            'send the image as multipart/form-data field "image", as JSON {"image": "<base64>"}, '
+            "or as a raw image/* body",
         )
     if not data:
         raise ApiError(400, "empty_image", "the image is empty")
@@ -89,19 +90,24 @@ def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
             img = Image.open(io.BytesIO(data))
             fmt = img.format or ""
             width, height = img.size
-            orientation = img.getexif().get(EXIF_ORIENTATION, 1) if fmt in ("JPEG", "WEBP", "TIFF", "PNG") else 1
+            if fmt not in SUPPORTED_FORMATS:
+                raise ApiError(415, "unsupported_image", f"{fmt or 'this'} images are not supported")
+            if width < 1 or height < 1:
+                raise ApiError(422, "invalid_image", f"the image has no pixels ({width}×{height})")
+            if width * height > max_pixels:
+                raise ApiError(
+                    413,
+                    "image_too_large",
+                    f"the image has {width * height} pixels, more than the limit of {max_pixels}",
+                )
+            # Only where EXIF sits in the header: PIL's PNG getexif() decodes the whole image to look for it.
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1) if fmt in ("JPEG", "WEBP", "TIFF") else 1
+    except ApiError:
+        raise
     except UnidentifiedImageError as exc:
         raise ApiError(415, "unsupported_image", "the data is not an image in a supported format") from exc
     except Exception as exc:  # a corrupt header can raise from deep inside PIL's plugins
         raise ApiError(422, "corrupt_image", f"the image header could not be read: {exc}") from exc
-    if fmt not in SUPPORTED_FORMATS:
-        raise ApiError(415, "unsupported_image", f"{fmt or 'this'} images are not supported")
-    if width < 1 or height < 1:
-        raise ApiError(422, "invalid_image", f"the image has no pixels ({width}×{height})")
-    if width * height > max_pixels:
-        raise ApiError(
-            413, "image_too_large", f"the image has {width * height} pixels, more than the limit of {max_pixels}"
-        )
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return ImageHeader(fmt, width, height)

@@ -21,7 +21,9 @@ def box_json(box: common_pb2.Box) -> dict[str, float]:
 def face_json(face: detector_pb2.DetectedFace) -> dict[str, Any]:
     out: dict[str, Any] = {"box": box_json(face.box), "confidence": _r(face.confidence, 4), "landmarks": None}
     if face.HasField("landmarks"):
-        out["landmarks"] = {n: [_r(getattr(face.landmarks, n).x), _r(getattr(face.landmarks, n).y)] for n in LANDMARK_NAMES}
+        out["landmarks"] = {
+            n: [_r(getattr(face.landmarks, n).x), _r(getattr(face.landmarks, n).y)] for n in LANDMARK_NAMES
+        }
     return out
 
 

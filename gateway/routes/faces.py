@@ -32,7 +32,9 @@ async def analyze_route(
     options: DetectOptionsDep,
     services: ServicesDep,
     settings: SettingsDep,
-    features: Annotated[str, Query(description="comma list of emotion,age,gender,mask,attributes,embedding")] = DEFAULT_FEATURES,
+    features: Annotated[
+        str, Query(description="comma list of emotion,age,gender,mask,attributes,embedding")
+    ] = DEFAULT_FEATURES,
     skip_detection: Annotated[bool, Query(description="the image already is one aligned face")] = False,
 ) -> Any:
     """Every face with the requested features; a failed service leaves its features in the face's `errors`."""

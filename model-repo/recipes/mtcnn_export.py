@@ -125,8 +125,14 @@ def export(name: str, weights_dir: Path, out_dir: Path) -> Path:
             dynamic[out] = {0: "batch"}
     path = out_dir / f"{name}.onnx"
     torch.onnx.export(
-        net, (torch.zeros(1, 3, h, w),), str(path), input_names=["input"], output_names=outputs,
-        dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+        net,
+        (torch.zeros(1, 3, h, w),),
+        str(path),
+        input_names=["input"],
+        output_names=outputs,
+        dynamic_axes=dynamic,
+        opset_version=OPSET,
+        dynamo=False,
     )
     model = onnx.load(str(path))
     model.ir_version = ONNX_IR_VERSION
@@ -137,7 +143,9 @@ def export(name: str, weights_dir: Path, out_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, required=True, help="facenet_pytorch/data with pnet.pt, rnet.pt, onet.pt")
+    parser.add_argument(
+        "--weights", type=Path, required=True, help="facenet_pytorch/data with pnet.pt, rnet.pt, onet.pt"
+    )
     parser.add_argument("--out", type=Path, default=Path("model-repo/mtcnn"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

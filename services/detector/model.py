@@ -127,7 +127,9 @@ class MtcnnDetector:
             boxes[:, :4] /= shrink
             points /= shrink
         return [
-            Detection(box=boxes[i, :4].astype(np.float32), score=float(boxes[i, 4]), landmarks=points[i].astype(np.float32))
+            Detection(
+                box=boxes[i, :4].astype(np.float32), score=float(boxes[i, 4]), landmarks=points[i].astype(np.float32)
+            )
             for i in np.argsort(-boxes[:, 4])
             if boxes[i, 4] >= threshold
         ]
@@ -177,8 +179,13 @@ class MtcnnDetector:
         bw = cand[:, 2] - cand[:, 0]
         bh = cand[:, 3] - cand[:, 1]
         refined = np.stack(
-            [cand[:, 0] + cand[:, 5] * bw, cand[:, 1] + cand[:, 6] * bh,
-             cand[:, 2] + cand[:, 7] * bw, cand[:, 3] + cand[:, 8] * bh, cand[:, 4]],
+            [
+                cand[:, 0] + cand[:, 5] * bw,
+                cand[:, 1] + cand[:, 6] * bh,
+                cand[:, 2] + cand[:, 7] * bw,
+                cand[:, 3] + cand[:, 8] * bh,
+                cand[:, 4],
+            ],
             axis=1,
         )
         return _square(refined)

@@ -51,7 +51,12 @@ class FacePipeline:
         found = sorted(self.detector.detect(image, min_confidence), key=lambda d: d.area, reverse=True)[:limit]
         bounds = np.array([w, h, w, h], dtype=np.float32)
         faces = [
-            Face(np.clip(d.box, 0, bounds), d.score, d.landmarks, [align_face(image, d.landmarks, c.size, c.padding) for c in crops])
+            Face(
+                np.clip(d.box, 0, bounds),
+                d.score,
+                d.landmarks,
+                [align_face(image, d.landmarks, c.size, c.padding) for c in crops],
+            )
             for d in found
         ]
         return DetectionResult(w, h, faces)

@@ -34,7 +34,9 @@ def _landmarks(points: Sequence[Sequence[float]]) -> common_pb2.Landmarks:
     return common_pb2.Landmarks(left_eye=p[0], right_eye=p[1], nose=p[2], mouth_left=p[3], mouth_right=p[4])
 
 
-def to_proto(result: DetectionResult, specs: Sequence[CropConfig], model: common_pb2.ModelInfo) -> detector_pb2.DetectResponse:
+def to_proto(
+    result: DetectionResult, specs: Sequence[CropConfig], model: common_pb2.ModelInfo
+) -> detector_pb2.DetectResponse:
     response = detector_pb2.DetectResponse(width=result.width, height=result.height, model=model)
     for face in result.faces:
         x1, y1, x2, y2 = (float(v) for v in face.box)
@@ -53,10 +55,14 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
         self.pipeline = pipeline
         self.model = model
 
-    async def Describe(self, request: common_pb2.DescribeRequest, context: grpc.aio.ServicerContext) -> common_pb2.ServiceInfo:
+    async def Describe(
+        self, request: common_pb2.DescribeRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.ServiceInfo:
         return common_pb2.ServiceInfo(models=[self.model])
 
-    async def Detect(self, request: detector_pb2.DetectRequest, context: grpc.aio.ServicerContext) -> detector_pb2.DetectResponse:
+    async def Detect(
+        self, request: detector_pb2.DetectRequest, context: grpc.aio.ServicerContext
+    ) -> detector_pb2.DetectResponse:
         if len(request.crops) > MAX_CROP_SPECS:
             await abort_invalid(context, "too_many_crop_specs", f"at most {MAX_CROP_SPECS} crop specs per call")
         if not 0.0 <= request.min_confidence <= 1.0:

@@ -1,0 +1,53 @@
+# faceplane — every command a developer or CI needs. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+DATA ?= ../shared/datasets
+TOOLS := .cache/tools
+
+.PHONY: help install protos test lint run bench-detect eval-detector models-rebuild clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)  ## create .venv with everything the project and its tests need
+
+protos: $(STAMP)  ## regenerate the gRPC stubs from protos/**/*.proto
+	$(PY) protos/generate.py
+
+test: lint  ## lint, then the whole test suite (starts real gRPC servers, Redis and the gateway on free ports)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8; Ctrl-C stops it
+	$(PY) -m deploy.local.stack
+
+bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
+	$(PY) bench/detect.py
+
+eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA)
+	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
+
+$(TOOLS)/.ready:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet torch==2.13.0 onnx==1.23.2
+	$(TOOLS)/bin/pip download --quiet --no-deps facenet-pytorch==2.6.0 -d $(TOOLS)/wheels
+	cd $(TOOLS) && $(PY) -m zipfile -e wheels/facenet_pytorch-2.6.0-py3-none-any.whl facenet
+	touch $@
+
+models-rebuild: $(TOOLS)/.ready  ## re-export the ONNX models in model-repo/ from their source packages
+	$(TOOLS)/bin/python model-repo/recipes/mtcnn_export.py --weights $(TOOLS)/facenet/facenet_pytorch/data --out model-repo/mtcnn
+
+clean:  ## remove the venv, caches and local run data
+	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

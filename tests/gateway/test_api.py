@@ -1,0 +1,196 @@
+"""The REST API end to end: a real gateway process → gRPC → a real detector process."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import images
+import payloads
+import pytest
+
+LANDMARKS = {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+
+
+def post_image(api: httpx.Client, path: str, data: bytes, **params: object) -> httpx.Response:
+    return api.post(path, files={"image": ("photo.jpg", data, "image/jpeg")}, params=params)
+
+
+def box_iou(box: dict, ref: tuple[float, float, float, float]) -> float:
+    a = (box["x"], box["y"], box["x"] + box["width"], box["y"] + box["height"])
+    x1, y1, x2, y2 = max(a[0], ref[0]), max(a[1], ref[1]), min(a[2], ref[2]), min(a[3], ref[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    return inter / (box["width"] * box["height"] + (ref[2] - ref[0]) * (ref[3] - ref[1]) - inter)
+
+
+def test_detect_astronaut_multipart(api: httpx.Client) -> None:
+    r = post_image(api, "/v1/detect", images.encode(images.astronaut()))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["image"] == {"width": 512, "height": 512}
+    assert len(body["faces"]) == 1
+    face = body["faces"][0]
+    assert box_iou(face["box"], images.ASTRONAUT_FACE) > 0.5
+    assert set(face["landmarks"]) == LANDMARKS
+    assert 0.9 <= face["confidence"] <= 1.0
+
+
+def test_detect_json_base64_and_raw_body_agree(api: httpx.Client) -> None:
+    data = images.encode(images.astronaut(), "PNG")
+    as_json = api.post("/v1/detect", json={"image": base64.b64encode(data).decode()})
+    as_data_url = api.post("/v1/detect", json={"image": "data:image/png;base64," + base64.b64encode(data).decode()})
+    raw = api.post("/v1/detect", content=data, headers={"content-type": "image/png"})
+    assert as_json.status_code == as_data_url.status_code == raw.status_code == 200
+    assert as_json.json() == as_data_url.json() == raw.json()
+    assert len(as_json.json()["faces"]) == 1
+
+
+def test_group_photo_and_max_faces(api: httpx.Client) -> None:
+    group, count = images.group_of_ten()
+    data = images.encode(group)
+    faces = post_image(api, "/v1/detect", data).json()["faces"]
+    assert len(faces) == count
+    largest = post_image(api, "/v1/detect", data, max_faces=3).json()["faces"]
+    assert len(largest) == 3
+    area = sorted((f["box"]["width"] * f["box"]["height"] for f in faces), reverse=True)
+    assert [f["box"]["width"] * f["box"]["height"] for f in largest] == area[:3]
+
+
+def test_no_face(api: httpx.Client) -> None:
+    r = post_image(api, "/v1/detect", images.encode(images.no_face()))
+    assert r.status_code == 200 and r.json()["faces"] == []
+
+
+def test_exif_rotated_photo_boxes_are_in_display_orientation(api: httpx.Client) -> None:
+    body = post_image(api, "/v1/detect", payloads.exif_rotated_jpeg()).json()
+    assert body["image"] == {"width": 512, "height": 512}
+    assert box_iou(body["faces"][0]["box"], images.ASTRONAUT_FACE) > 0.5
+
+
+def test_analyze_keeps_answering_when_analysis_services_are_down(api: httpx.Client) -> None:
+    # The fixture points emotion and age/gender at ports where nothing listens; attributes is not deployed at all.
+    r = post_image(api, "/v1/analyze", images.encode(images.astronaut()), features="emotion,age,gender,mask")
+    assert r.status_code == 200, r.text
+    face = r.json()["faces"][0]
+    assert box_iou(face["box"], images.ASTRONAUT_FACE) > 0.5
+    assert set(face["errors"]) == {"emotion", "age", "gender", "mask"}
+    assert "unavailable" in face["errors"]["emotion"]
+    assert "not deployed" in face["errors"]["mask"]
+    assert "emotion" not in face
+
+
+def test_analyze_skip_detection_treats_the_image_as_one_face(api: httpx.Client) -> None:
+    r = post_image(
+        api, "/v1/analyze", images.encode(images.no_face()[:200, :200]), skip_detection="true", features="emotion"
+    )
+    assert r.status_code == 200, r.text
+    (face,) = r.json()["faces"]
+    assert face["box"] == {"x": 0, "y": 0, "width": 200, "height": 200}
+    assert "landmarks" not in face  # null landmarks are left out of analyze answers
+
+
+ASTRONAUT_JPEG = images.encode(images.astronaut())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"files": {"image": ("x.jpg", b"not an image at all", "image/jpeg")}}, 415, "unsupported_image"),
+        ({"files": {"image": ("x.jpg", payloads.truncated_jpeg(), "image/jpeg")}}, 422, "corrupt_image"),
+        ({"files": {"image": ("x.jpg", b"", "image/jpeg")}}, 400, "empty_image"),
+        ({"files": {"photo": ("x.jpg", ASTRONAUT_JPEG, "image/jpeg")}}, 422, "missing_image"),
+        ({"data": {"image": "just text"}}, 415, "unsupported_media_type"),  # form-urlencoded
+        (
+            {"files": {"image": ("x.png", payloads.png_claiming_size(20_000, 20_000), "image/png")}},
+            413,
+            "image_too_large",
+        ),
+        ({"content": b"x" * (7 * 1024 * 1024), "headers": {"content-type": "image/jpeg"}}, 413, "payload_too_large"),
+        ({"content": b"\xff" * (5 * 1024 * 1024), "headers": {"content-type": "image/jpeg"}}, 413, "image_too_large"),
+        ({"content": b"", "headers": {"content-type": "image/jpeg"}}, 400, "empty_image"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
+        ({"json": {"image": "***"}}, 422, "invalid_base64"),
+        ({"json": {"picture": "abc"}}, 422, "missing_image"),
+        ({"json": ["image"]}, 422, "missing_image"),
+        (
+            {"content": b"--b\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=b"}},
+            422,
+            "missing_image",
+        ),
+        ({"content": ASTRONAUT_JPEG, "headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(api: httpx.Client, kwargs: dict, status: int, code: str) -> None:
+    for path in ("/v1/detect", "/v1/analyze"):
+        r = api.post(path, **kwargs)
+        assert r.status_code == status, (path, r.text)
+        assert r.json()["error"]["code"] == code
+        assert r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_confidence": "2"},
+        {"min_confidence": "abc"},
+        {"max_faces": "0"},
+        {"max_faces": "-1"},
+        {"features": "x-ray"},
+        {"features": ","},
+    ],
+)
+def test_bad_query_values_are_422(api: httpx.Client, params: dict) -> None:
+    path = "/v1/analyze" if "features" in params else "/v1/detect"
+    r = post_image(api, path, ASTRONAUT_JPEG, **params)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] in {"invalid_request", "invalid_features"}
+
+
+def test_unknown_route_and_method_use_the_error_shape(api: httpx.Client) -> None:
+    assert api.get("/v1/nope").json()["error"]["code"] == "not_found"
+    r = api.get("/v1/detect")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_health_readiness_and_metrics(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    # The detector is up (ready), emotion and age/gender are configured but down (degraded).
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "degraded",
+        "services": {"detector": "SERVING", "emotion": "UNREACHABLE", "agegender": "UNREACHABLE"},
+    }
+    post_image(api, "/v1/detect", ASTRONAUT_JPEG)
+    text = api.get("/metrics").text
+    assert 'faceplane_http_request_seconds_count{method="POST",route="/v1/detect",status="200"}' in text
+    assert 'faceplane_grpc_client_seconds_count{code="OK",method="Detect",service="detector"}' in text
+
+
+def test_openapi_documents_the_contract(api: httpx.Client) -> None:
+    spec = api.get("/openapi.json").json()
+    detect = spec["paths"]["/v1/detect"]["post"]
+    assert set(detect["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert {"200", "413", "415", "422"} <= set(detect["responses"])
+    assert api.get("/docs").status_code == 200
+
+
+def test_without_a_detector_readiness_fails_and_detect_is_503(tmp_path) -> None:
+    import sys
+
+    from deploy.local.stack import free_port, spawn, stop, wait_http_ok
+
+    port = free_port()
+    env = {"FACEPLANE_GATEWAY_PORT": str(port), "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{free_port()}"}
+    proc = spawn([sys.executable, "-m", "gateway"], env, tmp_path / "gateway.log")
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json() == {"status": "not_ready", "services": {"detector": "UNREACHABLE"}}
+            r = post_image(client, "/v1/detect", ASTRONAUT_JPEG)
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "detector_unavailable"
+    finally:
+        stop(proc)

@@ -1,0 +1,123 @@
+"""The service runtime, seen from outside: a real detector process speaking gRPC, health, reflection, metrics,
+coded errors, and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+
+import grpc
+import httpx
+import images
+import pytest
+from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from deploy.local.stack import free_port, spawn, wait_grpc_serving
+
+
+@pytest.fixture
+def channel(detector_address: str):
+    with grpc.insecure_channel(detector_address) as ch:
+        yield ch
+
+
+def test_health_reports_serving_per_service(channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for name in ("", "faceplane.v1.Detector"):
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(service=name)).status == health_pb2.HealthCheckResponse.SERVING
+        )
+
+
+def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"faceplane.v1.Detector", "grpc.health.v1.Health"} <= names
+
+
+def test_detect_returns_aligned_crops_as_raw_pixels(channel: grpc.Channel) -> None:
+    stub = detector_pb2_grpc.DetectorStub(channel)
+    spec = common_pb2.CropSpec(name="arcface_112", size=112)
+    reply = stub.Detect(
+        detector_pb2.DetectRequest(image=common_pb2.Image(data=images.encode(images.astronaut())), crops=[spec])
+    )
+    assert (reply.width, reply.height) == (512, 512)
+    assert len(reply.faces) == 1
+    crop = reply.faces[0].crops[0]
+    assert (crop.spec, crop.width, crop.height, crop.channels) == ("arcface_112", 112, 112, 3)
+    assert len(crop.pixels) == 112 * 112 * 3
+    assert reply.model.name == "mtcnn" and reply.model.backend == "onnx"
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (detector_pb2.DetectRequest(image=common_pb2.Image(data=b"nope")), "unsupported_image"),
+        (detector_pb2.DetectRequest(), "empty_image"),
+        (
+            detector_pb2.DetectRequest(
+                image=common_pb2.Image(data=images.encode(images.astronaut())),
+                crops=[common_pb2.CropSpec(name="x", size=0)],
+            ),
+            "invalid_crop_spec",
+        ),
+        (
+            detector_pb2.DetectRequest(
+                image=common_pb2.Image(data=images.encode(images.astronaut())), min_confidence=3
+            ),
+            "invalid_min_confidence",
+        ),
+    ],
+)
+def test_bad_requests_are_invalid_argument_with_a_code(channel: grpc.Channel, request_, code: str) -> None:
+    stub = detector_pb2_grpc.DetectorStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Detect(request_)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("faceplane-error-code", code) in err.value.trailing_metadata()
+
+
+def test_metrics_endpoint_counts_rpcs_and_errors(stack, channel: grpc.Channel) -> None:
+    stub = detector_pb2_grpc.DetectorStub(channel)
+    stub.Detect(detector_pb2.DetectRequest(image=common_pb2.Image(data=images.encode(images.no_face()))))
+    with pytest.raises(grpc.RpcError):
+        stub.Detect(detector_pb2.DetectRequest())
+    text = httpx.get(f"http://127.0.0.1:{stack.ports['detector-metrics']}/metrics").text
+    assert (
+        'faceplane_grpc_server_handling_seconds_count{code="OK",method="Detect",service="faceplane.v1.Detector"}'
+        in text
+    )
+    assert (
+        'faceplane_grpc_server_errors_total{code="INVALID_ARGUMENT",method="Detect",service="faceplane.v1.Detector"}'
+        in text
+    )
+    assert 'faceplane_grpc_server_in_flight{method="Detect",service="faceplane.v1.Detector"} 0.0' in text
+
+
+def test_sigterm_drains_and_exits_cleanly(tmp_path) -> None:
+    port = free_port()
+    proc = spawn(
+        [sys.executable, "-m", "services.detector"], {"FACEPLANE_DETECTOR_PORT": str(port)}, tmp_path / "d.log"
+    )
+    try:
+        wait_grpc_serving(f"127.0.0.1:{port}")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            pending = detector_pb2_grpc.DetectorStub(ch).Detect.future(
+                detector_pb2.DetectRequest(image=common_pb2.Image(data=images.encode(images.group_of_ten()[0])))
+            )
+            time.sleep(0.3)  # let the call reach the server before the signal
+            proc.send_signal(signal.SIGTERM)
+            assert len(pending.result(timeout=30).faces) == 10  # the in-flight call finished
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the port is free again
+    log = (tmp_path / "d.log").read_text()
+    assert '"msg": "shutting down"' in log and '"msg": "stopped"' in log
