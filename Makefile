@@ -34,7 +34,7 @@ run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8
 	$(PY) -m deploy.local.stack
 
 bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
-	$(PY) bench/detect.py
+	$(PY) -m bench.detect
 
 eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA)
 	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"

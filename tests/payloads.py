@@ -5,9 +5,10 @@ from __future__ import annotations
 import struct
 import zlib
 
-import images
 import numpy as np
 from PIL import Image
+
+from tests import images
 
 
 def png_claiming_size(width: int, height: int) -> bytes:

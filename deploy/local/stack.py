@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,47 +90,47 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     ]
 
 
-def wait_grpc_serving(address: str, timeout_s: float = 60.0) -> None:
+def _poll(ready: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no SERVING gRPC server at {address} after {timeout_s}s")
-            time.sleep(0.1)
-
-
-def wait_http_ok(url: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+    while not ready():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} not answering 200 after {timeout_s}s")
+            raise TimeoutError(f"{what} after {timeout_s}s")
         time.sleep(0.1)
 
 
+def wait_grpc_serving(address: str, timeout_s: float = 60.0) -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        def serving() -> bool:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+            except grpc.RpcError:
+                return False
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+        _poll(serving, f"no SERVING gRPC server at {address}", timeout_s)
+
+
+def wait_http_ok(url: str, timeout_s: float = 60.0) -> None:
+    def ok() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    _poll(ok, f"{url} not answering 200", timeout_s)
+
+
 def wait_tcp(port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-            return
         except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s") from None
-            time.sleep(0.1)
+            return False
+        return True
+
+    _poll(listening, f"nothing listening on 127.0.0.1:{port}", timeout_s)
 
 
 def available_services() -> list[str]:

@@ -34,32 +34,48 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / (area + areas - inter)
 
 
-def load_wider(data_dir: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(image at original size, boxes of faces ≥ 32 px, boxes of all other faces) per photo."""
+Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def load_wider(data_dir: Path) -> list[Sample]:
+    """(image at original size, boxes of faces ≥ 32 px, whether each of those is clean — no blur, occlusion or
+    atypical pose —, boxes of all other faces) per photo."""
     root = data_dir / "wider_face_val_subset"
     gt = json.loads((root / "gt.json").read_text())
     samples = []
     for name, entry in sorted(gt.items()):
         img = Image.open(root / "images" / name).convert("RGB")
         img = img.resize((entry["orig_width"], entry["orig_height"]), Image.BICUBIC)
-        big, other = [], []
+        big, clean, other = [], [], []
         for face in entry["faces"]:
             x, y, w, h = face["xywh"]
-            (big if h >= MIN_HEIGHT and not face["invalid"] else other).append([x, y, x + w, y + h])
-        samples.append((np.asarray(img), np.array(big, float).reshape(-1, 4), np.array(other, float).reshape(-1, 4)))
+            if h >= MIN_HEIGHT and not face["invalid"]:
+                big.append([x, y, x + w, y + h])
+                clean.append(not (face["blur"] or face["occlusion"] or face["pose"]))
+            else:
+                other.append([x, y, x + w, y + h])
+        samples.append(
+            (
+                np.asarray(img),
+                np.array(big, float).reshape(-1, 4),
+                np.array(clean, bool),
+                np.array(other, float).reshape(-1, 4),
+            )
+        )
     return samples
 
 
-def evaluate(detect: Detector, samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
-    found = total = false_pos = 0
+def evaluate(detect: Detector, samples: list[Sample]) -> dict[str, float]:
+    found = total = false_pos = found_clean = total_clean = 0
     elapsed = 0.0
-    for image, big, other in samples:
+    for image, big, clean, other in samples:
         start = time.perf_counter()
         boxes = detect(image)
         elapsed += time.perf_counter() - start
         used = np.zeros(len(boxes), bool)
-        for face in big:
+        for face, is_clean in zip(big, clean, strict=True):
             total += 1
+            total_clean += int(is_clean)
             if len(boxes) == 0:
                 continue
             overlaps = np.where(used, 0.0, iou(face, boxes))
@@ -67,6 +83,7 @@ def evaluate(detect: Detector, samples: list[tuple[np.ndarray, np.ndarray, np.nd
             if overlaps[best] >= 0.5:
                 used[best] = True
                 found += 1
+                found_clean += int(is_clean)
         # A detection matching no annotated face at all (small, invalid ones included) counts as false.
         everything = np.concatenate([big, other])
         for k in np.flatnonzero(~used):
@@ -75,6 +92,8 @@ def evaluate(detect: Detector, samples: list[tuple[np.ndarray, np.ndarray, np.nd
     return {
         "recall": found / total,
         "faces": total,
+        "recall_clean": found_clean / max(total_clean, 1),
+        "clean_faces": total_clean,
         "false_positives": false_pos,
         "ms_per_image": 1000 * elapsed / len(samples),
         "images": len(samples),
@@ -121,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     samples = load_wider(args.data)
     results = {}
-    print(f"{'candidate':34} {'recall':>7} {'faces':>6} {'false+':>7} {'ms/img':>8}")
+    print(f"{'candidate':34} {'recall':>7} {'faces':>6} {'clean':>7} {'false+':>7} {'ms/img':>8}")
     for name in args.candidates:
         try:
             detect = CANDIDATES[name]()
@@ -130,7 +149,10 @@ def main() -> None:
             continue
         r = evaluate(detect, samples)
         results[name] = r
-        print(f"{name:34} {r['recall']:7.3f} {r['faces']:6d} {r['false_positives']:7d} {r['ms_per_image']:8.1f}")
+        print(
+            f"{name:34} {r['recall']:7.3f} {r['faces']:6d} {r['recall_clean']:7.3f} {r['false_positives']:7d} "
+            f"{r['ms_per_image']:8.1f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -138,7 +138,25 @@ def export(name: str, weights_dir: Path, out_dir: Path) -> Path:
     model.ir_version = ONNX_IR_VERSION
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+    check_against_torch(net, path, h, w)
     return path
+
+
+def check_against_torch(net: nn.Module, path: Path, h: int, w: int) -> None:
+    """ONNX Runtime must reproduce PyTorch on random inputs (and, for P-Net, at a size other than the export's)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sizes = [(h, w), (h * 9 + 5, w * 13 + 3)] if h == 12 else [(h, w)]
+    for sh, sw in sizes:
+        x = torch.rand(7, 3, sh, sw) * 2 - 1
+        with torch.no_grad():
+            expected = [t.numpy() for t in net(x)]
+        got = session.run(None, {"input": x.numpy()})
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
+        print(f"{path.name} {sh}x{sw}: max |onnx - torch| = {diff:.2e}")
+        assert diff < 1e-4, f"{path.name} does not match PyTorch ({diff})"
 
 
 def main() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 import httpx
-import images
-import payloads
 import pytest
+
+from tests import images, payloads
 
 LANDMARKS = {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import images
-import payloads
 import pytest
 
 from gateway.errors import ApiError
 from gateway.images import inspect_header
+from tests import images, payloads
 
 
 def test_header_gives_format_and_displayed_size() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import images
 import numpy as np
 import pytest
 
 from services.detector.align import TEMPLATE, align_face, resize_whole, similarity_transform, template_points
 from services.detector.model import MtcnnDetector
 from services.runtime.modelrepo import load_model
+from tests import images
 
 REPO = Path(__file__).resolve().parents[3]
 

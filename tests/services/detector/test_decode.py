@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 
-import images
 import numpy as np
-import payloads
 import pytest
 from PIL import Image
 
 from services.detector.decode import ImageDecodeError, decode_image
+from tests import images, payloads
 
 LIMIT = 50_000_000
 

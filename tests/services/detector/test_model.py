@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import images
 import numpy as np
 import pytest
 
 from services.detector.model import MtcnnDetector, nms
 from services.runtime.modelrepo import load_model
+from tests import images
 
 REPO = Path(__file__).resolve().parents[3]
 

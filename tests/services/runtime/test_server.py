@@ -10,13 +10,13 @@ import time
 
 import grpc
 import httpx
-import images
 import pytest
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from deploy.local.stack import free_port, spawn, wait_grpc_serving
+from tests import images
 
 
 @pytest.fixture
