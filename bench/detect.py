@@ -57,9 +57,11 @@ def row(name: str, seconds: list[float], concurrency: int = 1, wall: float | Non
 def main() -> None:
     image = photo_640x480()
     jpeg = images.encode(image, quality=92)
-    detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn"))
+    results = []
+    for threads, label in ((0, "ORT threads: auto"), (1, "ORT threads: 1, the default")):
+        detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn", intra_op_threads=threads))
+        results.append(row(f"in-process, {label}", timed(lambda d=detector: d.detect(image), 40)))
     faces = len(detector.detect(image))
-    results = [row("in-process (decoded array)", timed(lambda: detector.detect(image), 40))]
 
     port = free_port()
     proc = spawn([sys.executable, "-m", "services.detector"], {"FACEPLANE_DETECTOR_PORT": str(port)})
@@ -70,7 +72,7 @@ def main() -> None:
             crop = common_pb2.CropSpec(name="arcface_112", size=112)
             request = detector_pb2.DetectRequest(image=common_pb2.Image(data=jpeg), crops=[crop])
             results.append(row("gRPC Detect (JPEG in, 112 px crops out)", timed(lambda: stub.Detect(request), 40)))
-            for concurrency in (4,):
+            for concurrency in (2, 4):
                 with ThreadPoolExecutor(concurrency) as pool:
                     start = time.perf_counter()
                     latencies = list(pool.map(lambda _: timed(lambda: stub.Detect(request), 1)[0], range(60)))

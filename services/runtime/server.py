@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +72,9 @@ async def serve_until_signalled(settings: ServiceSettings, registrations: Sequen
     server = ServiceServer(settings, registrations)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Servicers hand model calls to asyncio.to_thread: bound how many run at once to what the cores can do.
+    workers = settings.inference_workers or os.cpu_count() or 1
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()

@@ -20,8 +20,11 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0
     model_repo: Path = REPO_ROOT / "model-repo"
     backend: Literal["onnx"] = "onnx"
-    # Threads ONNX Runtime may use per model call; 0 lets it decide.
-    intra_op_threads: int = 0
+    # Threads ONNX Runtime may use per model call. One is fastest for our small models (measured in
+    # model-repo/mtcnn/card.md): cores are better spent on concurrent requests, see inference_workers.
+    intra_op_threads: int = 1
+    # Model calls running at once (worker threads); 0 means one per CPU core.
+    inference_workers: int = 0
     log_level: str = "INFO"
     log_json: bool = True
     # Seconds in-flight RPCs get to finish after SIGTERM.

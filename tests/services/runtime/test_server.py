@@ -118,6 +118,8 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do; TIME_WAIT remnants are normal
+        s.bind(("127.0.0.1", port))
+        s.listen()  # the port is free again: nothing else listens on it
     log = (tmp_path / "d.log").read_text()
     assert '"msg": "shutting down"' in log and '"msg": "stopped"' in log
