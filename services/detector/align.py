@@ -39,9 +39,13 @@ def template_points(size: int, padding: float) -> np.ndarray:
     return (TEMPLATE + padding) / (1.0 + 2.0 * padding) * size
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, padding: float = 0.0) -> np.ndarray:
-    """Warp the face whose five landmarks are given into a size×size crop (RGB uint8)."""
-    matrix = similarity_transform(landmarks, template_points(size, padding))
+def align_face(
+    image: np.ndarray, landmarks: np.ndarray, size: int, padding: float = 0.0, template: np.ndarray | None = None
+) -> np.ndarray:
+    """Warp the face whose five landmarks are given into a size×size crop (RGB uint8); `template` (5×2, fractions
+    of the crop side) replaces the standard template and its padding."""
+    target = template_points(size, padding) if template is None or len(template) == 0 else np.asarray(template) * size
+    matrix = similarity_transform(landmarks, target)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 

@@ -55,7 +55,7 @@ class FacePipeline:
                 np.clip(d.box, 0, bounds),
                 d.score,
                 d.landmarks,
-                [align_face(image, d.landmarks, c.size, c.padding) for c in crops],
+                [align_face(image, d.landmarks, c.size, c.padding, np.array(c.template)) for c in crops],
             )
             for d in found
         ]

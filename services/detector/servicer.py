@@ -67,8 +67,18 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
             await abort_invalid(context, "too_many_crop_specs", f"at most {MAX_CROP_SPECS} crop specs per call")
         if not 0.0 <= request.min_confidence <= 1.0:
             await abort_invalid(context, "invalid_min_confidence", "min_confidence must be within [0, 1]")
+        if any(len(c.template) not in (0, 10) for c in request.crops):
+            await abort_invalid(context, "invalid_crop_spec", "a crop template has exactly 10 numbers (5 x, y pairs)")
         try:
-            specs = [CropConfig(name=c.name, size=c.size, padding=c.padding) for c in request.crops]
+            specs = [
+                CropConfig(
+                    name=c.name,
+                    size=c.size,
+                    padding=c.padding,
+                    template=list(zip(c.template[0::2], c.template[1::2], strict=True)),
+                )
+                for c in request.crops
+            ]
         except ValidationError as exc:
             await abort_invalid(context, "invalid_crop_spec", str(exc.errors()[0]["msg"]))
         try:

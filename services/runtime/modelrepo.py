@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.runtime.backends import InferenceBackend, create_backend
 
@@ -18,6 +18,18 @@ class CropConfig(BaseModel):
     name: str
     size: int = Field(gt=0, le=1024)
     padding: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Five (x, y) landmark positions as fractions of the crop side; empty: the standard template with padding.
+    template: list[tuple[float, float]] = Field(default=[], min_length=0, max_length=5)
+
+    @field_validator("template")
+    @classmethod
+    def _five_points_in_the_crop(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if value and (len(value) != 5 or not all(-0.5 <= c <= 1.5 for point in value for c in point)):
+            raise ValueError("a template is five (x, y) points given as fractions of the crop side")
+        return value
+
+    def flat_template(self) -> list[float]:
+        return [c for point in self.template for c in point]
 
 
 class BatchingConfig(BaseModel):

@@ -47,14 +47,16 @@ class Landmarks(_message.Message):
     def __init__(self, left_eye: _Optional[_Union[Point, _Mapping]] = ..., right_eye: _Optional[_Union[Point, _Mapping]] = ..., nose: _Optional[_Union[Point, _Mapping]] = ..., mouth_left: _Optional[_Union[Point, _Mapping]] = ..., mouth_right: _Optional[_Union[Point, _Mapping]] = ...) -> None: ...
 
 class CropSpec(_message.Message):
-    __slots__ = ("name", "size", "padding")
+    __slots__ = ("name", "size", "padding", "template")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     PADDING_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     size: int
     padding: float
-    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., padding: _Optional[float] = ...) -> None: ...
+    template: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., padding: _Optional[float] = ..., template: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FaceCrop(_message.Message):
     __slots__ = ("spec", "width", "height", "channels", "pixels")

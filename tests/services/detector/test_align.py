@@ -51,3 +51,12 @@ def test_aligned_crop_puts_landmarks_on_the_template(rotation: int) -> None:
 def test_resize_whole_keeps_rgb_uint8() -> None:
     out = resize_whole(images.astronaut(), 48)
     assert out.shape == (48, 48, 3) and out.dtype == np.uint8
+
+
+def test_an_explicit_template_is_used_instead_of_the_standard_one() -> None:
+    face = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn")).detect(images.astronaut())[0]
+    standard = align_face(images.astronaut(), face.landmarks, 96, padding=0.2)
+    explicit = align_face(images.astronaut(), face.landmarks, 96, template=template_points(96, 0.2) / 96)
+    np.testing.assert_array_equal(standard, explicit)
+    shifted = align_face(images.astronaut(), face.landmarks, 96, template=template_points(96, 0.2) / 96 + 0.1)
+    assert not np.array_equal(standard, shifted)

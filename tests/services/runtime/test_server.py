@@ -68,6 +68,13 @@ def test_detect_returns_aligned_crops_as_raw_pixels(channel: grpc.Channel) -> No
         ),
         (
             detector_pb2.DetectRequest(
+                image=common_pb2.Image(data=images.encode(images.astronaut())),
+                crops=[common_pb2.CropSpec(name="x", size=50, template=[0.3, 0.4, 0.7, 0.4, 0.5])],
+            ),
+            "invalid_crop_spec",
+        ),
+        (
+            detector_pb2.DetectRequest(
                 image=common_pb2.Image(data=images.encode(images.astronaut())), min_confidence=3
             ),
             "invalid_min_confidence",
