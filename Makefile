@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
-.PHONY: help install protos test lint run bench-detect eval-detector models-rebuild clean
+.PHONY: help install protos test lint run bench-detect eval eval-detector tools models-rebuild train-attributes clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,18 +36,27 @@ run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8
 bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
 	$(PY) -m bench.detect
 
-eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA)
+eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
+	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))
+
+eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA), several settings
 	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
 
-$(TOOLS)/.ready:
+# The training and conversion environment: torch (CPU build) + onnx + this project. Never needed by tests or CI.
+$(TOOLS)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet torch==2.13.0 onnx==1.23.2
+	$(TOOLS)/bin/pip install --quiet torch==2.13.0 onnx==1.23.2 -e .
 	$(TOOLS)/bin/pip download --quiet --no-deps facenet-pytorch==2.6.0 -d $(TOOLS)/wheels
 	cd $(TOOLS) && $(PY) -m zipfile -e wheels/facenet_pytorch-2.6.0-py3-none-any.whl facenet
 	touch $@
 
-models-rebuild: $(TOOLS)/.ready  ## re-export the ONNX models in model-repo/ from their source packages
+tools: $(TOOLS)/.ready  ## the training/conversion environment in .cache/tools (torch CPU, onnx)
+
+models-rebuild: $(TOOLS)/.ready  ## re-export the converted ONNX models in model-repo/ from their source packages
 	$(TOOLS)/bin/python model-repo/recipes/mtcnn_export.py --weights $(TOOLS)/facenet/facenet_pytorch/data --out model-repo/mtcnn
+
+train-attributes: $(TOOLS)/.ready  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
+	$(TOOLS)/bin/python model-repo/recipes/train_attributes.py --data $(DATA)
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

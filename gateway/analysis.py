@@ -69,7 +69,7 @@ async def detect_faces(services: Services, settings: Settings, data: bytes, opti
     return detect_json(await detect(services, settings, data, options, crops=[]))
 
 
-async def _crop_spec(services: Services, settings: Settings, name: str) -> common_pb2.CropSpec:
+async def crop_spec_of(services: Services, settings: Settings, name: str) -> common_pb2.CropSpec:
     service = services.get(name)
     if service is None:
         raise LookupError(f"the {name} service is not deployed")
@@ -105,7 +105,7 @@ async def analyze(
     specs: dict[str, common_pb2.CropSpec] = {}
     for name, spec in zip(
         names,
-        await asyncio.gather(*(_crop_spec(services, settings, n) for n in names), return_exceptions=True),
+        await asyncio.gather(*(crop_spec_of(services, settings, n) for n in names), return_exceptions=True),
         strict=True,
     ):
         if isinstance(spec, BaseException):

@@ -30,56 +30,73 @@ class ImageHeader:
     height: int
 
 
-async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
-    """The image from a multipart field `image`, a JSON {"image": base64} body, or a raw image/* body."""
+async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int) -> list[bytes]:
+    """The images named `fields` from multipart file fields or a JSON body of base64 strings; a route taking one
+    image also accepts it as a raw image/* body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        data = await _from_multipart(request)
+        images = await _from_multipart(request, fields)
     elif content_type == "application/json":
-        data = _from_json(await request.body())
-    elif content_type.startswith("image/"):
-        data = await request.body()
+        images = _from_json(await request.body(), fields)
+    elif content_type.startswith("image/") and len(fields) == 1:
+        images = [await request.body()]
     else:
+        names = " and ".join(f'"{f}"' for f in fields)
+        raw = ", or as a raw image/* body" if len(fields) == 1 else ""
         raise ApiError(
             415,
             "unsupported_media_type",
-            'send the image as multipart/form-data field "image", as JSON {"image": "<base64>"}, '
-            "or as a raw image/* body",
+            f"send {names} as multipart/form-data file fields or as base64 strings in a JSON object{raw}",
         )
-    if not data:
-        raise ApiError(400, "empty_image", "the image is empty")
-    if len(data) > max_bytes:
-        raise ApiError(413, "image_too_large", f"the image is {len(data)} bytes, more than the limit of {max_bytes}")
-    return data
+    for field, data in zip(fields, images, strict=True):
+        where = "the image" if len(fields) == 1 else f"'{field}'"
+        if not data:
+            raise ApiError(400, "empty_image", f"{where} is empty")
+        if len(data) > max_bytes:
+            raise ApiError(413, "image_too_large", f"{where} is {len(data)} bytes, more than the limit of {max_bytes}")
+    return images
 
 
-async def _from_multipart(request: Request) -> bytes:
+async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
+    """The image from a multipart field `image`, a JSON {"image": base64} body, or a raw image/* body."""
+    return (await read_images(request, ("image",), max_bytes))[0]
+
+
+async def _from_multipart(request: Request, fields: tuple[str, ...]) -> list[bytes]:
     try:
-        form = await request.form(max_files=2, max_fields=20)
+        form = await request.form(max_files=len(fields) + 1, max_fields=20)
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
         raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
-    field = form.get("image")
-    if field is None:
-        raise ApiError(422, "missing_image", "the multipart body has no field named 'image'")
-    if isinstance(field, UploadFile):
-        return await field.read()
-    raise ApiError(422, "missing_image", "the field 'image' must be a file upload")
+    out = []
+    for name in fields:
+        field = form.get(name)
+        if field is None:
+            raise ApiError(422, "missing_image", f"the multipart body has no field named '{name}'")
+        if not isinstance(field, UploadFile):
+            raise ApiError(422, "missing_image", f"the field '{name}' must be a file upload")
+        out.append(await field.read())
+    return out
 
 
-def _from_json(body: bytes) -> bytes:
+def _from_json(body: bytes, fields: tuple[str, ...]) -> list[bytes]:
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-    value = payload.get("image") if isinstance(payload, dict) else None
-    if not isinstance(value, str):
-        raise ApiError(422, "missing_image", "the JSON body needs a string field 'image' holding base64 image data")
-    if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
-        value = value.split(",", 1)[1]
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(422, "invalid_base64", "the field 'image' is not valid base64") from exc
+    out = []
+    for name in fields:
+        value = payload.get(name) if isinstance(payload, dict) else None
+        if not isinstance(value, str):
+            raise ApiError(
+                422, "missing_image", f"the JSON body needs a string field '{name}' holding base64 image data"
+            )
+        if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
+            value = value.split(",", 1)[1]
+        try:
+            out.append(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ApiError(422, "invalid_base64", f"the field '{name}' is not valid base64") from exc
+    return out
 
 
 def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:

@@ -65,6 +65,13 @@ class AnalyzeResponse(BaseModel):
     faces: list[AnalyzedFace]
 
 
+class VerifyResponse(BaseModel):
+    similarity: float = Field(description="cosine similarity of the two faces' embeddings, in [-1, 1]")
+    match: bool = Field(description="similarity ≥ threshold")
+    threshold: float
+    faces: list[Face] = Field(description="the face compared in image1 and in image2")
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

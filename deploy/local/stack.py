@@ -186,15 +186,20 @@ class Stack:
         try:
             if with_redis:
                 self.start_redis()
-            for name in self.services:
-                self.start_service(name)
-            for name in self.services:
-                self.wait_service(name)
+            self.start_services()
             self.start_gateway()
             wait_http_ok(f"http://127.0.0.1:{self.ports['gateway']}/healthz")
         except BaseException:
             self.stop()
             raise
+
+    def start_services(self) -> None:
+        """Every service at once (they load their models in parallel), then wait until each is SERVING."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.services:
+            self.start_service(name)
+        for name in self.services:
+            self.wait_service(name)
 
     def wait_service(self, name: str, timeout_s: float = 60.0) -> None:
         try:

@@ -8,7 +8,7 @@ from fastapi import Depends, Query, Request
 
 from gateway.analysis import DetectOptions
 from gateway.clients import Services
-from gateway.images import inspect_header, read_image_bytes
+from gateway.images import inspect_header, read_image_bytes, read_images
 from gateway.settings import Settings
 
 
@@ -33,6 +33,17 @@ async def checked_image(request: Request, settings: SettingsDep) -> bytes:
 ImageDep = Annotated[bytes, Depends(checked_image)]
 
 
+async def checked_image_pair(request: Request, settings: SettingsDep) -> dict[str, bytes]:
+    fields = ("image1", "image2")
+    images = await read_images(request, fields, settings.max_upload_bytes)
+    for data in images:
+        inspect_header(data, settings.max_pixels)
+    return dict(zip(fields, images, strict=True))
+
+
+ImagePairDep = Annotated[dict[str, bytes], Depends(checked_image_pair)]
+
+
 def detect_options(
     min_confidence: Annotated[float, Query(ge=0.0, le=1.0, description="drop faces below this confidence")] = 0.0,
     max_faces: Annotated[int, Query(ge=1, le=1000, description="at most this many faces, largest first")] = 100,
@@ -42,25 +53,17 @@ def detect_options(
 
 DetectOptionsDep = Annotated[DetectOptions, Depends(detect_options)]
 
-# Both ways of sending an image, for the OpenAPI document (the body is read by `checked_image`).
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}},
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "byte", "description": "base64"}},
-                }
-            },
-        },
-    }
-}
+
+def image_body(*fields: str) -> dict:
+    """Both ways of sending images, for the OpenAPI document (the body itself is read by the dependencies above)."""
+
+    def schema(fmt: str, description: str) -> dict:
+        prop = {"type": "string", "format": fmt, "description": description}
+        return {"type": "object", "required": list(fields), "properties": dict.fromkeys(fields, prop)}
+
+    content = {"multipart/form-data": {"schema": schema("binary", "an image file")}}
+    content["application/json"] = {"schema": schema("byte", "base64 image data (a data: URL is accepted)")}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+IMAGE_BODY = image_body("image")

@@ -1,0 +1,45 @@
+"""Age and gender from one aligned face chip (Cydral's dlib-trained networks); knows nothing of gRPC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from services.runtime.modelrepo import LoadedModel
+
+
+@dataclass(frozen=True)
+class AgeGender:
+    age: float
+    gender: str
+    gender_score: float
+
+
+class AgeGenderModel:
+    def __init__(self, model: LoadedModel) -> None:
+        params = model.config.params
+        self.age_net = model.backends["age"]
+        self.gender_net = model.backends["gender"]
+        self.labels = model.config.labels
+        self.means = np.asarray(params["means"], dtype=np.float32)
+        self.scale = float(params["scale"])
+        self.gender_size = int(params["gender_input_size"])
+        self.age_weights = np.asarray(params["age_weights"], dtype=np.float32)
+
+    def _tensor(self, chips: np.ndarray) -> np.ndarray:
+        return ((chips.astype(np.float32) - self.means) * self.scale).transpose(0, 3, 1, 2)
+
+    def predict(self, chips: np.ndarray) -> list[AgeGender]:
+        """chips: (N, 64, 64, 3) uint8 RGB aligned as the card says; the gender net sees them at 32×32."""
+        # The gender chip is the same alignment at half the size: dlib cut both from the same landmarks.
+        small = np.stack([cv2.resize(c, (self.gender_size,) * 2, interpolation=cv2.INTER_AREA) for c in chips])
+        age_p = self.age_net.run({"images": self._tensor(chips)})["probabilities"]
+        gender_p = self.gender_net.run({"images": self._tensor(small)})["probabilities"]
+        ages = age_p @ self.age_weights  # the expected age over the 81 classes
+        best = gender_p.argmax(axis=1)
+        return [
+            AgeGender(age=float(a), gender=self.labels[g], gender_score=float(p[g]))
+            for a, g, p in zip(ages, best, gender_p, strict=True)
+        ]

@@ -1,0 +1,46 @@
+"""AgeGender gRPC servicer: proto ↔ numpy around AgeGenderModel."""
+
+from __future__ import annotations
+
+import grpc
+from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
+
+from services.agegender.model import AgeGenderModel
+from services.runtime.analysis import CropServicer, crop_service
+from services.runtime.modelrepo import load_model
+from services.runtime.server import Registration
+from services.runtime.settings import ServiceSettings
+
+
+class AgeGenderSettings(ServiceSettings):
+    port: int = 50054
+    model: str = "agegender_cydral"
+
+
+class AgeGenderServicer(CropServicer, analysis_pb2_grpc.AgeGenderServicer):
+    async def Predict(
+        self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext
+    ) -> analysis_pb2.AgeGenderResponse:
+        results = await self.predict(request, context)
+        return analysis_pb2.AgeGenderResponse(
+            results=[
+                analysis_pb2.AgeGenderResult(age=r.age, gender=r.gender, gender_score=r.gender_score) for r in results
+            ],
+            model=self.info.models[0],
+        )
+
+
+def build(settings: AgeGenderSettings) -> list[Registration]:
+    loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    service = analysis_pb2.DESCRIPTOR.services_by_name["AgeGender"]
+    predict = AgeGenderModel(loaded).predict
+    return [
+        crop_service(
+            AgeGenderServicer,
+            predict,
+            [loaded],
+            settings.backend,
+            service,
+            analysis_pb2_grpc.add_AgeGenderServicer_to_server,
+        )
+    ]
