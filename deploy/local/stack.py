@@ -170,9 +170,10 @@ class Stack:
         env = {
             f"{prefix}PORT": str(self.ports[name]),
             f"{prefix}METRICS_PORT": str(self.ports.get(f"{name}-metrics", 0)),
-            f"{prefix}REDIS_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
             **self.extra_env,
         }
+        if "redis" in self.ports:
+            env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
         self.procs[name] = spawn([sys.executable, "-m", f"services.{name}"], env, self.log_dir / f"{name}.log")
 
     def start_gateway(self) -> None:

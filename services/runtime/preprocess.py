@@ -32,3 +32,16 @@ def to_tensor(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
         x = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
     x = x * spec.scale + spec.offset
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if spec.layout == "NCHW" else x)
+
+
+def narrow_padding(crops: np.ndarray, padding: float, target_padding: float) -> np.ndarray:
+    """The middle of crops cut with the standard template and `padding`: what a crop with the smaller
+    `target_padding` would show (same alignment, fewer pixels; the model's own input size is applied later)."""
+    if target_padding > padding:
+        raise ValueError(f"cannot widen a crop from padding {padding} to {target_padding}")
+    size = crops.shape[1]
+    # The face spans [p, 1 + p] / (1 + 2p) of a crop with padding p.
+    start = (padding - target_padding) / (1 + 2 * padding) * size
+    end = size - start
+    lo, hi = round(start), round(end)
+    return np.ascontiguousarray(crops[:, lo:hi, lo:hi])
