@@ -72,3 +72,22 @@ def group_of_ten() -> tuple[np.ndarray, int]:
     for k, (x, y) in enumerate([(580, 40), (780, 40), (580, 260), (780, 260)]):
         canvas[y : y + 160, x : x + 160] = small if k % 2 == 0 else small[:, ::-1]
     return canvas, 10
+
+
+def with_drawn_mask(image: np.ndarray, box: np.ndarray, nose: np.ndarray) -> np.ndarray:
+    """A plain light-blue surgical-mask shape drawn over the face from just above the nose tip to the chin."""
+    import cv2
+
+    out = image.copy()
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    top = nose[1] - 0.05 * h
+    outline = [
+        [x1 + 0.05 * w, top],
+        [x2 - 0.05 * w, top],
+        [x2 - 0.1 * w, y2],
+        [(x1 + x2) / 2, y2 + 0.05 * h],
+        [x1 + 0.1 * w, y2],
+    ]
+    cv2.fillPoly(out, [np.array(outline, np.int32)], (170, 200, 230))
+    return out

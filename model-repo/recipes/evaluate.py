@@ -324,7 +324,9 @@ def main() -> None:
     ports = {name: free_port() for name in SERVICES}
     stack = Stack(ports=ports, log_dir=REPO / "var" / "log" / "eval", data_dir=REPO / "var" / "eval", services=SERVICES)
     stack.start_services()
-    results: dict[str, Any] = {}
+    # Tasks not run this time keep their last results, so one task can be re-run after its model changed.
+    previous = args.out.with_suffix(".json")
+    results: dict[str, Any] = json.loads(previous.read_text())["results"] if previous.exists() else {}
     try:
         path = ServicePath(ports)
         for task in args.tasks:
