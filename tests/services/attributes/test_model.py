@@ -11,7 +11,7 @@ ATTRIBUTES = ["smiling", "eyeglasses", "wearing_hat", "bangs", "mustache", "no_b
 
 
 def attributes_model() -> AttributesModel:
-    return AttributesModel(model("celeba_attributes"), model("mask_mobilenetv2"))
+    return AttributesModel(model("celeba_attributes"), model("mask_faceplane"))
 
 
 def test_a_drawn_on_mask_is_a_mask(crops_for, detector) -> None:
