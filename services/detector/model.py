@@ -34,6 +34,9 @@ class MtcnnParams:
     # Images are shrunk so their longer side is at most this before the pyramid (bounds the cost of huge photos).
     max_side: int = 1600
     min_confidence: float = 0.9
+    # When nothing is found, look again with a replicated border of this fraction of the longer side on every side:
+    # close-ups whose face runs past the frame (MTCNN needs to see the whole face). 0 disables it.
+    retry_border: float = 0.0
 
 
 def _normalise(patches: np.ndarray) -> np.ndarray:
@@ -114,10 +117,23 @@ class MtcnnDetector:
             factor=float(p.get("factor", MtcnnParams.factor)),
             max_side=int(p.get("max_side", MtcnnParams.max_side)),
             min_confidence=float(p.get("min_confidence", MtcnnParams.min_confidence)),
+            retry_border=float(p.get("retry_border", MtcnnParams.retry_border)),
         )
 
     def detect(self, image: np.ndarray, min_confidence: float | None = None) -> list[Detection]:
         """Faces in an RGB uint8 image (H, W, 3), in that image's pixel coordinates, most confident first."""
+        found = self._detect(image, min_confidence)
+        if found or self.params.retry_border <= 0:
+            return found
+        border = round(self.params.retry_border * max(image.shape[:2]))
+        padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE)
+        shift = np.array([border, border], dtype=np.float32)
+        return [
+            Detection(box=d.box - np.tile(shift, 2), score=d.score, landmarks=d.landmarks - shift)
+            for d in self._detect(padded, min_confidence)
+        ]
+
+    def _detect(self, image: np.ndarray, min_confidence: float | None) -> list[Detection]:
         threshold = self.params.min_confidence if min_confidence is None else min_confidence
         h, w = image.shape[:2]
         shrink = min(1.0, self.params.max_side / max(h, w))
