@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
-.PHONY: help install protos test lint run bench-detect eval eval-detector tools models-rebuild models-rebuild-mtcnn \
+.PHONY: help install protos test lint run bench-detect bench-gallery eval eval-detector tools models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras train-attributes train-mask clean
 
 help:  ## list the targets
@@ -36,6 +36,9 @@ run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8
 
 bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
 	$(PY) -m bench.detect
+
+bench-gallery: $(STAMP)  ## Redis gallery: enrolment faces/s, identify p50/p99 and recall at 1k/10k/100k (synthetic vectors)
+	$(PY) -m bench.gallery
 
 eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
 	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))

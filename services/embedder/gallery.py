@@ -1,0 +1,438 @@
+"""Galleries in Redis 8: collections of subjects, each with enrolled face embeddings, searched 1:N through a
+RediSearch HNSW (cosine) index. Plain Python over redis-py; knows nothing of gRPC or HTTP.
+
+Key layout, per collection `c` (ids are validated, so a key or index name can never be forged or escape its
+collection: no `:`, `{`, `}`, `*` or `/` reach Redis):
+
+    fp:{c}:meta          hash  model, dim: the embedding model the collection is built with
+    fp:{c}:idx           RediSearch index over the prefix fp:{c}:v:  (one index per collection)
+    fp:{c}:subjects      zset  every subject id, score 0: lexicographic order for stable pagination
+    fp:{c}:s:<subject>   hash  subject_id, name
+    fp:{c}:sf:<subject>  set   the subject's face ids
+    fp:{c}:v:<face>      hash  vec (float32 bytes), subject, model
+
+`{c}` is a Redis Cluster hash tag: every key of one collection lives in one slot, so the MULTI/EXEC
+transactions below stay legal on a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import redis
+from redis.client import Pipeline
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+MAX_TOP_K = 100
+# KNN asks for top_k × this many faces so that several faces of one subject can collapse to one match
+# without losing the next subjects; when that is not enough it asks again for more, up to MAX_KNN.
+OVERFETCH = 4
+MAX_KNN = 4096
+# Embeddings must be unit vectors: the cosine index would accept anything, but a caller that forgot to
+# normalise is a bug we want to hear about.
+NORM_TOLERANCE = 1e-3
+
+T = TypeVar("T")
+# (face_id, subject_id, cosine similarity)
+Hit = tuple[str, str, float]
+
+
+class GalleryError(Exception):
+    """Base of every error the gallery raises on purpose."""
+
+
+class NotFound(GalleryError):
+    pass
+
+
+class AlreadyExists(GalleryError):
+    pass
+
+
+class InvalidArgument(GalleryError, ValueError):
+    pass
+
+
+class InvalidId(InvalidArgument):
+    pass
+
+
+class ModelMismatch(GalleryError):
+    pass
+
+
+@dataclass(frozen=True)
+class Subject:
+    collection: str
+    subject_id: str
+    name: str
+    face_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Match:
+    subject_id: str
+    name: str
+    # Cosine similarity in [-1, 1] (1 − RediSearch's cosine distance).
+    similarity: float
+    face_id: str
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis name of one collection."""
+
+    collection: str
+
+    @property
+    def _base(self) -> str:
+        return f"fp:{{{self.collection}}}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self._base}:meta"
+
+    @property
+    def index(self) -> str:
+        return f"{self._base}:idx"
+
+    @property
+    def subjects(self) -> str:
+        return f"{self._base}:subjects"
+
+    @property
+    def vector_prefix(self) -> str:
+        return f"{self._base}:v:"
+
+    def subject(self, subject_id: str) -> str:
+        return f"{self._base}:s:{subject_id}"
+
+    def faces(self, subject_id: str) -> str:
+        return f"{self._base}:sf:{subject_id}"
+
+    def vector(self, face_id: str) -> str:
+        return f"{self.vector_prefix}{face_id}"
+
+
+def validate_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        shown = value[:80] + "…" if isinstance(value, str) and len(value) > 80 else value
+        raise InvalidId(f"{what} {shown!r} is invalid: use 1 to 64 characters of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Gallery:
+    def __init__(
+        self,
+        client: redis.Redis,
+        model_name: str,
+        model_version: str,
+        dim: int,
+        ef_runtime: int = 100,
+        m: int = 16,
+        ef_construction: int = 200,
+    ) -> None:
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("the gallery needs a redis client with decode_responses=False (vectors are bytes)")
+        self.client = client
+        self.model = f"{model_name}@{model_version}"
+        self.dim = int(dim)
+        # The default (10) loses recall as a gallery grows (0.62 recall@1 at 100k, ../shared/FACTS.md).
+        self.ef_runtime = int(ef_runtime)
+        self.m = int(m)
+        self.ef_construction = int(ef_construction)
+
+    # Subjects
+
+    def create_subject(self, collection: str, subject_id: str, name: str) -> Subject:
+        keys = self._keys(collection)
+        validate_id(subject_id, "subject_id")
+        self._ensure_collection(keys)
+
+        def write(pipe: Pipeline) -> None:
+            if pipe.exists(keys.subject(subject_id)):
+                raise AlreadyExists(f"subject {subject_id!r} already exists in collection {collection!r}")
+            pipe.multi()
+            pipe.hset(keys.subject(subject_id), mapping={"subject_id": subject_id, "name": name})
+            pipe.zadd(keys.subjects, {subject_id: 0})
+
+        self._transaction(write, keys.subject(subject_id))
+        return Subject(collection, subject_id, name, [])
+
+    def get_subject(self, collection: str, subject_id: str) -> Subject:
+        keys = self._keys(collection)
+        validate_id(subject_id, "subject_id")
+        subject = self._load_subjects(keys, [subject_id])[0]
+        if subject is None:
+            raise NotFound(f"no subject {subject_id!r} in collection {collection!r}")
+        return subject
+
+    def list_subjects(
+        self, collection: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> tuple[list[Subject], str]:
+        """One page in subject id order; the token is "" after the last page. Stable under concurrent
+        writes: a token names the last subject seen, not an offset."""
+        keys = self._keys(collection)
+        page_size = page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        if not self.client.exists(keys.meta):
+            raise NotFound(f"no collection {collection!r}")
+        start = b"(" + _decode_token(page_token).encode() if page_token else b"-"
+        ids = [_text(i) for i in self.client.zrangebylex(keys.subjects, start, b"+", 0, page_size + 1)]
+        page, more = ids[:page_size], len(ids) > page_size
+        subjects = [s for s in self._load_subjects(keys, page) if s is not None]
+        return subjects, _encode_token(page[-1]) if more else ""
+
+    def delete_subject(self, collection: str, subject_id: str) -> bool:
+        """Removes the subject and every one of its vectors in one transaction."""
+        keys = self._keys(collection)
+        validate_id(subject_id, "subject_id")
+
+        def delete(pipe: Pipeline) -> bool:
+            if not pipe.exists(keys.subject(subject_id)):
+                return False
+            face_ids = [_text(f) for f in pipe.smembers(keys.faces(subject_id))]
+            pipe.multi()
+            for chunk in _chunks([keys.vector(f) for f in face_ids], 1000):
+                pipe.delete(*chunk)
+            pipe.delete(keys.faces(subject_id), keys.subject(subject_id))
+            pipe.zrem(keys.subjects, subject_id)
+            return True
+
+        return self._transaction(delete, keys.subject(subject_id), keys.faces(subject_id))
+
+    # Faces
+
+    def add_faces(self, collection: str, subject_id: str, embeddings: np.ndarray) -> list[str]:
+        """Enrols (N, dim) L2-normalised embeddings for an existing subject: one pipelined MULTI/EXEC, so the
+        subject and its vectors are never half-written (a concurrent delete of the subject makes it retry and
+        then fail with NotFound)."""
+        keys = self._keys(collection)
+        validate_id(subject_id, "subject_id")
+        vectors = self._check_embeddings(embeddings)
+        self._check_model(keys)
+        face_ids = [uuid.uuid4().hex for _ in range(len(vectors))]
+
+        def write(pipe: Pipeline) -> None:
+            if not pipe.exists(keys.subject(subject_id)):
+                raise NotFound(f"no subject {subject_id!r} in collection {collection!r}")
+            pipe.multi()
+            for face_id, vector in zip(face_ids, vectors, strict=True):
+                pipe.hset(
+                    keys.vector(face_id),
+                    mapping={"vec": vector.tobytes(), "subject": subject_id, "model": self.model},
+                )
+            if face_ids:
+                pipe.sadd(keys.faces(subject_id), *face_ids)
+
+        self._transaction(write, keys.subject(subject_id))
+        return face_ids
+
+    def delete_face(self, collection: str, subject_id: str, face_id: str) -> bool:
+        keys = self._keys(collection)
+        validate_id(subject_id, "subject_id")
+        validate_id(face_id, "face_id")
+
+        def delete(pipe: Pipeline) -> bool:
+            if not pipe.sismember(keys.faces(subject_id), face_id):
+                return False
+            pipe.multi()
+            pipe.delete(keys.vector(face_id))
+            pipe.srem(keys.faces(subject_id), face_id)
+            return True
+
+        return self._transaction(delete, keys.faces(subject_id))
+
+    # Search
+
+    def identify(
+        self, collection: str, embeddings: np.ndarray, top_k: int = 1, threshold: float = -1.0
+    ) -> list[list[Match]]:
+        """Per query face, up to top_k subjects (best face of each) whose cosine similarity ≥ threshold,
+        best first; an unknown face gets []. All queries go to Redis in one pipelined round trip."""
+        keys = self._keys(collection)
+        queries = self._check_embeddings(embeddings)
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidArgument(f"top_k must be 1..{MAX_TOP_K}, got {top_k}")
+        if not -1.0 <= threshold <= 1.0:
+            raise InvalidArgument(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        knn = top_k * OVERFETCH
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(keys.meta, "model", "dim")
+        for query in queries:
+            self._search(pipe, keys, query, knn)
+        meta, *replies = pipe.execute(raise_on_error=False)
+        self._check_meta(keys, meta)
+        best = [
+            _collapse(self._widen(keys, query, self._hits(reply), knn, top_k, threshold), top_k, threshold)
+            for query, reply in zip(queries, replies, strict=True)
+        ]
+        return self._named(keys, best)
+
+    def _widen(
+        self, keys: Keys, query: np.ndarray, hits: list[Hit], knn: int, top_k: int, threshold: float
+    ) -> list[Hit]:
+        """Asks again for more neighbours while a full page of qualifying faces covers fewer than top_k subjects
+        (a subject with many faces can crowd the others out)."""
+        while len(hits) == knn < MAX_KNN and _needs_more(hits, top_k, threshold):
+            knn = min(knn * OVERFETCH, MAX_KNN)
+            hits = self._hits(self._search(self.client, keys, query, knn))
+        return hits
+
+    # Internals
+
+    def _keys(self, collection: str) -> Keys:
+        return Keys(validate_id(collection, "collection"))
+
+    def _transaction(self, fn: Callable[[Pipeline], T], *watch: str) -> T:
+        """fn reads under WATCH, calls pipe.multi() and queues writes; retried if a watched key changed."""
+        return self.client.transaction(fn, *watch, value_from_callable=True)
+
+    def _ensure_collection(self, keys: Keys) -> None:
+        """Creates the collection's metadata and vector index on first use; refuses a model mismatch."""
+        meta = self.client.hmget(keys.meta, "model", "dim")
+        if meta[0] is not None:
+            self._check_meta(keys, meta)
+            return
+        self._create_index(keys)
+
+        def claim(pipe: Pipeline) -> None:
+            if pipe.exists(keys.meta):
+                return
+            pipe.multi()
+            pipe.hset(keys.meta, mapping={"model": self.model, "dim": self.dim})
+
+        self._transaction(claim, keys.meta)
+        self._check_model(keys)
+
+    def _create_index(self, keys: Keys) -> None:
+        try:
+            self.client.execute_command(
+                "FT.CREATE", keys.index, "ON", "HASH", "PREFIX", "1", keys.vector_prefix,
+                "SCHEMA",
+                "subject", "TAG",
+                "model", "TAG",
+                "vec", "VECTOR", "HNSW", "12",
+                "TYPE", "FLOAT32", "DIM", self.dim, "DISTANCE_METRIC", "COSINE",
+                "M", self.m, "EF_CONSTRUCTION", self.ef_construction, "EF_RUNTIME", self.ef_runtime,
+            )  # fmt: skip
+        except redis.ResponseError as error:
+            if "already exists" not in str(error).lower():
+                raise
+
+    def _check_model(self, keys: Keys) -> None:
+        self._check_meta(keys, self.client.hmget(keys.meta, "model", "dim"))
+
+    def _check_meta(self, keys: Keys, meta: Any) -> None:  # a pipeline reply
+        if isinstance(meta, Exception):
+            raise meta
+        model, dim = meta
+        if model is None:
+            raise NotFound(f"no collection {keys.collection!r}")
+        if _text(model) != self.model or int(dim) != self.dim:
+            raise ModelMismatch(
+                f"collection {keys.collection!r} was built with embedding model {_text(model)} ({int(dim)}-d) "
+                f"but this embedder runs {self.model} ({self.dim}-d): embeddings of different models are not "
+                "comparable; re-enrol the collection with this model or serve it with the model it was built with"
+            )
+
+    def _check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(embeddings)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidArgument(f"embeddings must have shape (N, {self.dim}), got {vectors.shape}")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise InvalidArgument("embeddings contain NaN or infinity")
+        norms = np.linalg.norm(vectors, axis=1)
+        if len(norms) and np.abs(norms - 1.0).max() > NORM_TOLERANCE:
+            raise InvalidArgument("embeddings must be L2-normalised")
+        return vectors
+
+    def _search(self, target: redis.Redis | Pipeline, keys: Keys, query: np.ndarray, knn: int) -> Any:
+        return target.execute_command(
+            "FT.SEARCH", keys.index, "*=>[KNN $k @vec $q EF_RUNTIME $ef AS dist]",
+            "PARAMS", "6", "k", knn, "q", query.tobytes(), "ef", max(self.ef_runtime, knn),
+            "SORTBY", "dist", "ASC", "RETURN", "3", "dist", "subject", "model",
+            "LIMIT", "0", knn, "DIALECT", "2",
+        )  # fmt: skip
+
+    def _hits(self, reply: Any) -> list[Hit]:
+        """(face_id, subject_id, similarity), best first, from [total, key, [field, value, ...], ...]."""
+        if isinstance(reply, Exception):
+            raise reply
+        hits = []
+        for key, fields in zip(reply[1::2], reply[2::2], strict=True):
+            values = dict(zip(map(_text, fields[::2]), fields[1::2], strict=True))
+            if _text(values["model"]) != self.model:
+                raise ModelMismatch(f"face {_text(key)} was enrolled with {_text(values['model'])}, not {self.model}")
+            face_id = _text(key).rsplit(":", 1)[1]
+            hits.append((face_id, _text(values["subject"]), 1.0 - float(values["dist"])))
+        return hits
+
+    def _named(self, keys: Keys, results: list[list[Hit]]) -> list[list[Match]]:
+        """Attach subject names (one round trip); a subject deleted meanwhile drops out."""
+        subject_ids = sorted({subject for hits in results for _, subject, _ in hits})
+        pipe = self.client.pipeline(transaction=False)
+        for subject_id in subject_ids:
+            pipe.hget(keys.subject(subject_id), "name")
+        names = dict(zip(subject_ids, pipe.execute() if subject_ids else [], strict=True))
+        return [[Match(s, _text(names[s]), sim, f) for f, s, sim in hits if names[s] is not None] for hits in results]
+
+    def _load_subjects(self, keys: Keys, subject_ids: list[str]) -> list[Subject | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for subject_id in subject_ids:
+            pipe.hget(keys.subject(subject_id), "name")
+            pipe.smembers(keys.faces(subject_id))
+        replies = pipe.execute() if subject_ids else []
+        return [
+            None if name is None else Subject(keys.collection, sid, _text(name), sorted(map(_text, faces)))
+            for sid, name, faces in zip(subject_ids, replies[::2], replies[1::2], strict=True)
+        ]
+
+
+def _needs_more(hits: list[Hit], top_k: int, threshold: float) -> bool:
+    """Every fetched face was good enough yet they cover fewer than top_k subjects: more may qualify."""
+    return hits[-1][2] >= threshold and len({subject for _, subject, _ in hits}) < top_k
+
+
+def _collapse(hits: list[Hit], top_k: int, threshold: float) -> list[Hit]:
+    """The best face per subject, at or above the threshold, best first, at most top_k."""
+    best: dict[str, Hit] = {}
+    for face_id, subject_id, similarity in hits:
+        if similarity < threshold or len(best) == top_k:
+            break
+        best.setdefault(subject_id, (face_id, subject_id, similarity))
+    return list(best.values())
+
+
+def _encode_token(subject_id: str) -> str:
+    return base64.urlsafe_b64encode(subject_id.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        subject_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidArgument(f"invalid page_token {token[:80]!r}") from None
+    if not ID_PATTERN.fullmatch(subject_id):
+        raise InvalidArgument(f"invalid page_token {token[:80]!r}")
+    return subject_id
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
