@@ -11,7 +11,7 @@ from gateway.clients import Services
 from gateway.errors import install_error_handlers
 from gateway.limits import BodySizeLimit
 from gateway.metrics import measure_http
-from gateway.routes import faces, health, verify
+from gateway.routes import collections, faces, health, verify
 from gateway.settings import Settings
 
 # Room for multipart framing and base64's 4/3 growth around an image of the maximum size.
@@ -39,5 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD)
     app.include_router(faces.router)
     app.include_router(verify.router)
+    app.include_router(collections.router)
     app.include_router(health.router)
     return app

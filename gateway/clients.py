@@ -54,6 +54,13 @@ _SERVICE_CONFIG = json.dumps(
 )
 _MAX_MESSAGE = 64 * 1024 * 1024
 
+# Client-facing status of the gRPC codes that mean the client asked for something wrong or absent.
+_STATUS_OF = {
+    grpc.StatusCode.NOT_FOUND: (404, "not_found"),
+    grpc.StatusCode.ALREADY_EXISTS: (409, "already_exists"),
+    grpc.StatusCode.FAILED_PRECONDITION: (409, "failed_precondition"),
+    grpc.StatusCode.UNIMPLEMENTED: (501, "not_implemented"),
+}
 # Client-facing status for the machine codes a service attaches to INVALID_ARGUMENT.
 _INVALID_STATUS = {"empty_image": 400, "unsupported_image": 415, "image_too_large": 413}
 
@@ -131,6 +138,9 @@ def to_api_error(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         machine = rpc_error_code(exc) or "invalid_argument"
         return ApiError(_INVALID_STATUS.get(machine, 422), machine, exc.details() or "invalid request")
+    if code in _STATUS_OF:
+        status, default = _STATUS_OF[code]
+        return ApiError(status, rpc_error_code(exc) or default, exc.details() or default)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.warning("service unavailable", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
         return ApiError(503, f"{service}_unavailable", f"the {service} service is unavailable ({code.name.lower()})")

@@ -25,7 +25,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "FACEPLANE_GATEWAY_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
         "FACEPLANE_GATEWAY_MAX_PIXELS": str(30_000_000),
     }
-    stack.start(with_redis=False)
+    stack.start()
     yield stack
     stack.stop()
 

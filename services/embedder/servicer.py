@@ -1,10 +1,17 @@
-"""Embedder gRPC servicer: embeddings and verification (the gallery RPCs arrive with the recognition issue)."""
+"""Embedder gRPC servicer: embeddings, verification and the gallery, proto ↔ numpy/Gallery and nothing else."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import grpc
+import numpy as np
+import redis
 from faceplane.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
+from services.embedder.gallery import AlreadyExists, Gallery, InvalidArgument, Match, ModelMismatch, NotFound, Subject
 from services.embedder.model import EmbeddingModel, cosine
 from services.runtime.analysis import CropServicer, model_info, required_crop, service_info
 from services.runtime.errors import abort
@@ -12,16 +19,51 @@ from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
 
+T = TypeVar("T")
+
+# How each gallery failure reaches the caller: gRPC status and machine code.
+_GALLERY_ERRORS: list[tuple[type[Exception], grpc.StatusCode, str]] = [
+    (NotFound, grpc.StatusCode.NOT_FOUND, "not_found"),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, "already_exists"),
+    (ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION, "model_mismatch"),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument"),
+    (redis.RedisError, grpc.StatusCode.UNAVAILABLE, "gallery_unavailable"),
+]
+
 
 class EmbedderSettings(ServiceSettings):
     port: int = 50052
     model: str = "dlib_resnet"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # HNSW search breadth: Redis's default (10) loses recall as galleries grow (bench/results/gallery.json).
+    gallery_ef_runtime: int = 100
+
+
+def _subject(s: Subject) -> embedder_pb2.Subject:
+    return embedder_pb2.Subject(collection=s.collection, subject_id=s.subject_id, name=s.name, face_ids=s.face_ids)
+
+
+def _match(m: Match) -> embedder_pb2.Match:
+    return embedder_pb2.Match(subject_id=m.subject_id, name=m.name, similarity=m.similarity, face_id=m.face_id)
 
 
 class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
-    def __init__(self, model: EmbeddingModel, crop: CropConfig, info: common_pb2.ServiceInfo) -> None:
+    def __init__(self, model: EmbeddingModel, gallery: Gallery, crop: CropConfig, info: common_pb2.ServiceInfo) -> None:
         super().__init__(lambda crops: list(model.embed(crops)), crop, info)
         self.threshold = model.threshold
+        self.gallery = gallery
+
+    async def _gallery(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Exception as exc:
+            for kind, status, code in _GALLERY_ERRORS:
+                if isinstance(exc, kind):
+                    await abort(context, status, code, str(exc))
+            raise
+
+    async def _embeddings(self, crops: Any, context: grpc.aio.ServicerContext) -> np.ndarray:
+        return np.stack(await self.predict(common_pb2.CropsRequest(crops=crops), context))
 
     async def Embed(
         self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext
@@ -36,21 +78,79 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
     ) -> embedder_pb2.VerifyResponse:
         if request.WhichOneof("other") != "face2":
             await abort(
-                context, grpc.StatusCode.UNIMPLEMENTED, "not_implemented", "verify against a subject needs galleries"
+                context, grpc.StatusCode.UNIMPLEMENTED, "not_implemented", "verify against a subject is not built yet"
             )
-        first, second = await self.predict(common_pb2.CropsRequest(crops=[request.face, request.face2]), context)
+        first, second = await self._embeddings([request.face, request.face2], context)
         threshold = request.threshold if request.HasField("threshold") else self.threshold
         similarity = cosine(first, second)
         return embedder_pb2.VerifyResponse(
             similarity=similarity, match=similarity >= threshold, threshold=threshold, model=self.info.models[0]
         )
 
+    async def CreateSubject(
+        self, request: embedder_pb2.CreateSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.Subject:
+        subject = await self._gallery(
+            context, self.gallery.create_subject, request.collection, request.subject_id, request.name
+        )
+        return _subject(subject)
+
+    async def GetSubject(
+        self, request: embedder_pb2.SubjectRef, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.Subject:
+        return _subject(await self._gallery(context, self.gallery.get_subject, request.collection, request.subject_id))
+
+    async def ListSubjects(
+        self, request: embedder_pb2.ListSubjectsRequest, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.ListSubjectsResponse:
+        subjects, token = await self._gallery(
+            context, self.gallery.list_subjects, request.collection, request.page_size, request.page_token
+        )
+        return embedder_pb2.ListSubjectsResponse(subjects=[_subject(s) for s in subjects], next_page_token=token)
+
+    async def DeleteSubject(
+        self, request: embedder_pb2.SubjectRef, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.DeleteResponse:
+        deleted = await self._gallery(context, self.gallery.delete_subject, request.collection, request.subject_id)
+        return embedder_pb2.DeleteResponse(deleted=deleted)
+
+    async def AddFaces(
+        self, request: embedder_pb2.AddFacesRequest, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.AddFacesResponse:
+        vectors = await self._embeddings(request.crops, context)
+        face_ids = await self._gallery(context, self.gallery.add_faces, request.collection, request.subject_id, vectors)
+        return embedder_pb2.AddFacesResponse(face_ids=face_ids)
+
+    async def DeleteFace(
+        self, request: embedder_pb2.DeleteFaceRequest, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.DeleteResponse:
+        deleted = await self._gallery(
+            context, self.gallery.delete_face, request.collection, request.subject_id, request.face_id
+        )
+        return embedder_pb2.DeleteResponse(deleted=deleted)
+
+    async def Identify(
+        self, request: embedder_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
+    ) -> embedder_pb2.IdentifyResponse:
+        vectors = await self._embeddings(request.crops, context)
+        threshold = request.threshold if request.HasField("threshold") else self.threshold
+        found = await self._gallery(
+            context, self.gallery.identify, request.collection, vectors, request.top_k or 1, threshold
+        )
+        return embedder_pb2.IdentifyResponse(
+            results=[embedder_pb2.IdentifyResult(matches=[_match(m) for m in matches]) for matches in found],
+            model=self.info.models[0],
+        )
+
 
 def build(settings: EmbedderSettings) -> list[Registration]:
     loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
-    crop = required_crop(loaded)
-    servicer = EmbedderServicer(
-        EmbeddingModel(loaded), crop, service_info([model_info(loaded, settings.backend)], crop)
+    model = EmbeddingModel(loaded)
+    client = redis.Redis.from_url(settings.redis_url, protocol=2)  # connects lazily: the service starts without it
+    gallery = Gallery(
+        client, loaded.config.name, loaded.config.version, model.dim, ef_runtime=settings.gallery_ef_runtime
     )
+    crop = required_crop(loaded)
+    servicer = EmbedderServicer(model, gallery, crop, service_info([model_info(loaded, settings.backend)], crop))
     name = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
     return [Registration(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, name)]

@@ -1,0 +1,95 @@
+"""Galleries: /v1/collections/{collection}/subjects…, faces and identify."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from gateway.analysis import DetectOptions
+from gateway.recognition import Gallery
+from gateway.routes.deps import IMAGE_BODY, DetectOptionsDep, ImageDep, ServicesDep, SettingsDep
+from gateway.schemas import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1/collections/{collection}", tags=["recognition"])
+ID = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+def gallery(services: ServicesDep, settings: SettingsDep) -> Gallery:
+    return Gallery(services, settings)
+
+
+GalleryDep = Annotated[Gallery, Depends(gallery)]
+
+
+class NewSubject(BaseModel):
+    subject_id: str = Field(pattern=ID, description="your id for the person: 1–64 of A-Z a-z 0-9 _ . -")
+    name: str = Field(default="", max_length=256)
+
+
+@router.post("/subjects", status_code=201, responses=ERROR_RESPONSES)
+async def create_subject(collection: str, body: NewSubject, g: GalleryDep) -> Any:
+    """A new subject (person) in the collection; 409 if the id is taken."""
+    return await g.create_subject(collection, body.subject_id, body.name)
+
+
+@router.get("/subjects", responses=ERROR_RESPONSES)
+async def list_subjects(
+    collection: str,
+    g: GalleryDep,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page_token: Annotated[str, Query(max_length=256)] = "",
+) -> Any:
+    """Subjects in id order, a page at a time: pass `next_page_token` back as `page_token`."""
+    return await g.list_subjects(collection, page_size, page_token)
+
+
+@router.get("/subjects/{subject_id}", responses=ERROR_RESPONSES)
+async def get_subject(collection: str, subject_id: str, g: GalleryDep) -> Any:
+    """A subject with the ids of its enrolled faces."""
+    return await g.get_subject(collection, subject_id)
+
+
+@router.delete("/subjects/{subject_id}", status_code=204, responses=ERROR_RESPONSES)
+async def delete_subject(collection: str, subject_id: str, g: GalleryDep) -> Response:
+    """Delete the subject and every enrolled vector of it."""
+    await g.delete_subject(collection, subject_id)
+    return Response(status_code=204)
+
+
+@router.post("/subjects/{subject_id}/faces", status_code=201, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
+async def enrol_face(
+    collection: str,
+    subject_id: str,
+    image: ImageDep,
+    g: GalleryDep,
+    skip_detection: Annotated[bool, Query(description="the image already is one aligned face")] = False,
+    allow_multiple: Annotated[bool, Query(description="with several faces, enrol the largest")] = False,
+) -> Any:
+    """Enrol the face in the image (exactly one face, unless allow_multiple) for the subject."""
+    return await g.enrol(collection, subject_id, image, skip_detection, allow_multiple)
+
+
+@router.delete("/subjects/{subject_id}/faces/{face_id}", status_code=204, responses=ERROR_RESPONSES)
+async def delete_face(collection: str, subject_id: str, face_id: str, g: GalleryDep) -> Response:
+    await g.delete_face(collection, subject_id, face_id)
+    return Response(status_code=204)
+
+
+@router.post("/identify", responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
+async def identify(
+    collection: str,
+    image: ImageDep,
+    options: DetectOptionsDep,
+    g: GalleryDep,
+    top_k: Annotated[int, Query(ge=1, le=100)] = 1,
+    threshold: Annotated[
+        float | None, Query(ge=-1.0, le=1.0, description="cosine similarity; default: calibrated")
+    ] = None,
+    skip_detection: bool = False,
+) -> Any:
+    """Every face in the image with the enrolled subjects it matches (cosine similarity ≥ threshold, best
+    first); a face that matches nobody comes back with empty `matches`."""
+    opts = DetectOptions(options.min_confidence, options.max_faces, skip_detection)
+    return await g.identify(collection, image, opts, top_k, threshold)
