@@ -35,7 +35,7 @@ def detect_json(response: detector_pb2.DetectResponse) -> dict[str, Any]:
 
 
 def _emotion(r: analysis_pb2.EmotionResult, _: set[str]) -> dict[str, Any]:
-    return {"emotion": {"label": r.label, "scores": {k: _r(v, 4) for k, v in r.scores.items()}}}
+    return {"emotion": {"label": r.label, "scores": {k: _r(v, 4) for k, v in sorted(r.scores.items())}}}
 
 
 def _agegender(r: analysis_pb2.AgeGenderResult, features: set[str]) -> dict[str, Any]:

@@ -16,8 +16,13 @@ from gateway.settings import Settings
 
 
 async def verify(
-    services: Services, settings: Settings, images: dict[str, bytes], skip_detection: bool
+    services: Services,
+    settings: Settings,
+    images: dict[str, bytes],
+    skip_detection: bool,
+    subject: tuple[str, str] | None,
 ) -> dict[str, Any]:
+    """`images` holds image1 and image2, or only image1 when `subject` (collection, subject_id) is the other side."""
     embedder = services.require("embedder")
     try:
         spec = await crop_spec_of(services, settings, "embedder")
@@ -28,8 +33,12 @@ async def verify(
     for name, result in zip(images, detected, strict=True):
         if not result.faces:
             raise ApiError(422, "no_face", f"no face was found in '{name}'")
-    first, second = (result.faces[0] for result in detected)
-    request = embedder_pb2.VerifyRequest(face=first.crops[0], face2=second.crops[0])
+    faces = [result.faces[0] for result in detected]
+    request = embedder_pb2.VerifyRequest(face=faces[0].crops[0])
+    if subject is None:
+        request.face2.CopyFrom(faces[1].crops[0])
+    else:
+        request.subject.CopyFrom(embedder_pb2.SubjectRef(collection=subject[0], subject_id=subject[1]))
     try:
         reply = await embedder.stub.Verify(request, timeout=settings.analysis_deadline_s)
     except grpc.aio.AioRpcError as exc:
@@ -38,5 +47,5 @@ async def verify(
         "similarity": round(reply.similarity, 4),
         "match": reply.match,
         "threshold": round(reply.threshold, 4),
-        "faces": [face_json(first), face_json(second)],
+        "faces": [face_json(f) for f in faces],
     }

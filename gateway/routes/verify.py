@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from gateway.routes.deps import ImagePairDep, ServicesDep, SettingsDep, image_body
+from gateway.errors import ApiError
+from gateway.routes.deps import ServicesDep, SettingsDep, checked_images, image_body
 from gateway.schemas import ERROR_RESPONSES, VerifyResponse
 from gateway.verification import verify
 
@@ -17,10 +18,19 @@ router = APIRouter(prefix="/v1", tags=["recognition"])
     "/verify", response_model=VerifyResponse, responses=ERROR_RESPONSES, openapi_extra=image_body("image1", "image2")
 )
 async def verify_route(
-    images: ImagePairDep,
+    request: Request,
     services: ServicesDep,
     settings: SettingsDep,
     skip_detection: Annotated[bool, Query(description="each image already is one aligned face")] = False,
+    collection: Annotated[
+        str | None, Query(max_length=64, description="with subject_id: verify image1 against an enrolled subject")
+    ] = None,
+    subject_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
-    """Whether the largest face in `image1` and in `image2` are the same person (cosine similarity of embeddings)."""
-    return await verify(services, settings, images, skip_detection)
+    """Whether the largest face in `image1` is the person in `image2` — or, given `collection` and `subject_id`
+    instead of `image2`, the enrolled subject (best of their faces). Cosine similarity of the embeddings."""
+    if (collection is None) != (subject_id is None):
+        raise ApiError(422, "invalid_request", "give both collection and subject_id, or neither (and image2)")
+    subject = (collection, subject_id) if collection is not None and subject_id is not None else None
+    images = await checked_images(request, settings, ("image1",) if subject else ("image1", "image2"))
+    return await verify(services, settings, images, skip_detection, subject)

@@ -242,6 +242,27 @@ class Gallery:
         self._transaction(write, keys.subject(subject_id))
         return face_ids
 
+    def subject_similarity(self, collection: str, subject_id: str, embedding: np.ndarray) -> float:
+        """The best cosine similarity between one L2-normalised embedding and the subject's enrolled faces (1:1
+        verification against a person; a subject holds a handful of faces, so they are compared here)."""
+        keys = self._keys(collection)
+        validate_id(subject_id, "subject_id")
+        (query,) = self._check_embeddings(np.asarray(embedding).reshape(1, -1))
+        self._check_model(keys)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(keys.subject(subject_id))
+        pipe.smembers(keys.faces(subject_id))
+        exists, face_ids = pipe.execute()
+        if not exists:
+            raise NotFound(f"no subject {subject_id!r} in collection {collection!r}")
+        if not face_ids:
+            raise InvalidArgument(f"subject {subject_id!r} has no enrolled faces to verify against")
+        pipe = self.client.pipeline(transaction=False)
+        for face_id in sorted(_text(f) for f in face_ids):
+            pipe.hget(keys.vector(face_id), "vec")
+        vectors = np.stack([np.frombuffer(v, dtype=np.float32) for v in pipe.execute() if v is not None])
+        return float(np.clip(vectors @ query, -1.0, 1.0).max())
+
     def delete_face(self, collection: str, subject_id: str, face_id: str) -> bool:
         keys = self._keys(collection)
         validate_id(subject_id, "subject_id")

@@ -76,13 +76,16 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
     async def Verify(
         self, request: embedder_pb2.VerifyRequest, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.VerifyResponse:
-        if request.WhichOneof("other") != "face2":
-            await abort(
-                context, grpc.StatusCode.UNIMPLEMENTED, "not_implemented", "verify against a subject is not built yet"
-            )
-        first, second = await self._embeddings([request.face, request.face2], context)
         threshold = request.threshold if request.HasField("threshold") else self.threshold
-        similarity = cosine(first, second)
+        if request.WhichOneof("other") == "subject":
+            (vector,) = await self._embeddings([request.face], context)
+            ref = request.subject
+            similarity = await self._gallery(
+                context, self.gallery.subject_similarity, ref.collection, ref.subject_id, vector
+            )
+        else:
+            first, second = await self._embeddings([request.face, request.face2], context)
+            similarity = cosine(first, second)
         return embedder_pb2.VerifyResponse(
             similarity=similarity, match=similarity >= threshold, threshold=threshold, model=self.info.models[0]
         )

@@ -103,3 +103,27 @@ def test_collections_are_isolated_and_ids_checked(api: httpx.Client) -> None:
     assert bad_path.status_code == 422
     long_id = api.get(f"/v1/collections/{'x' * 65}/subjects")
     assert long_id.status_code == 422
+
+
+def test_verify_against_an_enrolled_subject(api: httpx.Client) -> None:
+    c = collection()
+    api.post(f"/v1/collections/{c}/subjects", json={"subject_id": "eileen"})
+    upload(api, f"/v1/collections/{c}/subjects/eileen/faces", images.encode(images.astronaut()))
+    params = {"collection": c, "subject_id": "eileen"}
+    same = api.post("/v1/verify", files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")}, params=params)
+    assert same.status_code == 200, same.text
+    assert same.json()["match"] is True and len(same.json()["faces"]) == 1
+    other = api.post(
+        "/v1/verify", files={"image1": ("b.jpg", images.encode(images.group_six()), "image/jpeg")}, params=params
+    )
+    assert other.json()["match"] is False
+    nobody = api.post(
+        "/v1/verify",
+        files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")},
+        params={**params, "subject_id": "nobody"},
+    )
+    assert nobody.status_code == 404
+    half = api.post(
+        "/v1/verify", files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")}, params={"collection": c}
+    )
+    assert half.status_code == 422
