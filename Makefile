@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
-.PHONY: help install protos test lint run bench-detect bench-gallery eval eval-detector tools models-rebuild models-rebuild-mtcnn \
+.PHONY: help install protos test lint run bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras train-attributes train-mask clean
 
 help:  ## list the targets
@@ -39,6 +39,9 @@ bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), 
 
 bench-gallery: $(STAMP)  ## Redis gallery: enrolment faces/s, identify p50/p99 and recall at 1k/10k/100k (synthetic vectors)
 	$(PY) -m bench.gallery
+
+bench-enrol: $(STAMP)  ## enrolment through the embedder service: faces/s at 1 and 32 crops per call (10,000 faces)
+	$(PY) -m bench.enrol
 
 eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
 	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))

@@ -143,6 +143,7 @@ def to_api_error(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
         return ApiError(status, rpc_error_code(exc) or default, exc.details() or default)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.warning("service unavailable", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
-        return ApiError(503, f"{service}_unavailable", f"the {service} service is unavailable ({code.name.lower()})")
+        machine = rpc_error_code(exc) or f"{service}_unavailable"  # e.g. the embedder's gallery_unavailable
+        return ApiError(503, machine, f"the {service} service is unavailable ({code.name.lower()}): {exc.details()}")
     log.error("service failed", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
     return ApiError(502, f"{service}_failed", f"the {service} service failed ({code.name.lower()})")

@@ -161,6 +161,7 @@ class Stack:
 
     def start_redis(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         port = self.ports["redis"]
         self.procs["redis"] = spawn(redis_command(port, self.data_dir), {}, self.log_dir / "redis.log")
         wait_tcp(port)
