@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small_cnn import SmallCnn, export_onnx
+from splits import CELEBA_TRAIN_LAST_ID
 
 from services.detector.align import align_face
 from services.detector.model import MtcnnDetector
@@ -33,7 +39,6 @@ ATTRIBUTES = [
 # The attributes service asks the detector for this crop (hair and hats need the margin).
 CROP = CropConfig(name="face_128_p025", size=128, padding=0.25)
 INPUT_SIZE = 64
-TRAIN_LAST_ID = 6800
 SEED = 1234
 
 
@@ -79,30 +84,6 @@ def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
     return data
 
 
-class AttributeNet(nn.Module):
-    """A small VGG-style CNN over 64×64 RGB; input raw pixels NHWC float, normalisation inside the graph."""
-
-    def __init__(self, outputs: int) -> None:
-        super().__init__()
-
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )  # fmt: skip
-
-        self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, outputs))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2) / 127.5 - 1.0
-        return self.head(self.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))
-
-
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Horizontal flips, shifts of up to 4 px and brightness/contrast jitter (NHWC, 0..255)."""
     n = batch.shape[0]
@@ -116,20 +97,20 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (batch * gain + bias).clamp(0, 255)
 
 
-def evaluate(model: AttributeNet, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def evaluate(model: SmallCnn, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         probs = torch.cat([model(torch.from_numpy(x[i : i + 256]).float()) for i in range(0, len(x), 256)]).numpy()
     return ((probs > 0.5) == (y > 0.5)).mean(axis=0)
 
 
-def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> tuple[AttributeNet, dict]:
+def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> tuple[SmallCnn, dict]:
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
-    is_train = data["id"] <= TRAIN_LAST_ID
+    is_train = data["id"] <= CELEBA_TRAIN_LAST_ID
     x_train, y_train = data["x"][is_train], data["y"][is_train]
     x_dev, y_dev = data["x"][~is_train], data["y"][~is_train]
-    model = AttributeNet(len(ATTRIBUTES))
+    model = SmallCnn(len(ATTRIBUTES), "sigmoid")
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * ((len(x_train) + 127) // 128)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
@@ -177,22 +158,6 @@ def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> tuple[A
     return model, metrics
 
 
-def export(model: AttributeNet, out_dir: Path) -> Path:
-    import onnx
-
-    model.eval()
-    path = out_dir / "model.onnx"
-    torch.onnx.export(
-        model, (torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3),), str(path), input_names=["images"],
-        output_names=["probabilities"], dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
-    proto = onnx.load(str(path))
-    proto.ir_version = 8
-    onnx.save(proto, str(path))
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
@@ -204,7 +169,7 @@ def main() -> None:
     data = prepare(args.data, args.work / "crops.npz")
     print(f"{len(data['id'])} of {int(data['total'])} images have a face; training ...", flush=True)
     model, metrics = train(data, args.epochs, args.work / "checkpoint.pt")
-    path = export(model, args.out)
+    path = export_onnx(model, INPUT_SIZE, args.out)
     metrics["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     metrics["bytes"] = path.stat().st_size
     (args.work / "metrics.json").write_text(json.dumps(metrics, indent=2))

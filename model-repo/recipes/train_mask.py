@@ -33,6 +33,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from small_cnn import SmallCnn, export_onnx
 from splits import mask_is_augmented_copy, mask_is_test
 
 from services.detector.align import align_face, resize_whole
@@ -105,31 +106,6 @@ def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
     return data
 
 
-class MaskNet(nn.Module):
-    """A small VGG-style CNN over 64×64 RGB (as celeba_attributes); input raw pixels NHWC float, normalisation and
-    softmax inside the graph."""
-
-    def __init__(self, outputs: int = 2) -> None:
-        super().__init__()
-
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )  # fmt: skip
-
-        self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, outputs))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2) / 127.5 - 1.0
-        return self.head(self.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(x), dim=1)
-
-
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Per image: horizontal flip, rotation ±12°, scale 0.9–1.1, shift ±8%; brightness/contrast and a little colour
     jitter; occasionally grey (NHWC, 0..255)."""
@@ -161,13 +137,13 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x * gain + bias).clamp(0, 255).permute(0, 2, 3, 1)
 
 
-def predict(model: MaskNet, x: np.ndarray) -> np.ndarray:
+def predict(model: SmallCnn, x: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return torch.cat([model(torch.from_numpy(x[i : i + 256]).float()) for i in range(0, len(x), 256)]).numpy()
 
 
-def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> MaskNet:
+def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> SmallCnn:
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
     is_train = ~data["test"]
@@ -175,7 +151,7 @@ def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> MaskNet
     whole = torch.from_numpy(data["whole"][is_train]).float()
     detected = torch.from_numpy(data["detected"][is_train])
     y = torch.from_numpy(data["y"][is_train]).long()
-    model = MaskNet()
+    model = SmallCnn(2, "softmax")
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * ((len(y) + BATCH - 1) // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
@@ -245,22 +221,6 @@ def evaluate(data: dict[str, np.ndarray], ours: np.ndarray) -> dict:
     return metrics
 
 
-def export(model: MaskNet, out_dir: Path) -> Path:
-    import onnx
-
-    model.eval()
-    path = out_dir / "model.onnx"
-    torch.onnx.export(
-        model, (torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3),), str(path), input_names=["images"],
-        output_names=["probabilities"], dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
-    proto = onnx.load(str(path))
-    proto.ir_version = 8
-    onnx.save(proto, str(path))
-    return path
-
-
 def speed(model_repo: Path, name: str, batches: tuple[int, ...] = (1, 16), seconds: float = 3.0) -> dict[str, float]:
     """ms/face through `Classifier` (ORT CPU, one intra-op thread) on random 224 px / padding 0.25 crops, the
     narrowing and resize to the input included."""
@@ -298,7 +258,7 @@ def main() -> None:
     started = time.time()
     model = train(data, args.epochs, args.work / "checkpoint.pt")
     train_seconds = time.time() - started
-    path = export(model, args.out)
+    path = export_onnx(model, INPUT_SIZE, args.out)
     # The exported graph through the service's Classifier on the cached test inputs (already at input size).
     classifier = Classifier(load_model(args.out.parent, args.out.name, intra_op_threads=1))
     test_inputs = data["face"][data["test"]]

@@ -1,0 +1,54 @@
+"""The small CNN our own classifiers share (celeba_attributes, mask_faceplane), and its ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+
+class SmallCnn(nn.Module):
+    """VGG-style: four blocks of two 3×3 convolutions with batch norm (16–32–64–128 channels), global average
+    pooling, dropout, a linear head. Takes raw RGB pixels NHWC (0..255, float); normalisation and the output
+    activation are inside the graph, so the exported model is served as it is."""
+
+    def __init__(self, outputs: int, activation: Literal["sigmoid", "softmax"]) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )  # fmt: skip
+
+        self.activation = activation
+        self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, outputs))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2) / 127.5 - 1.0
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(x)
+        return torch.sigmoid(logits) if self.activation == "sigmoid" else torch.softmax(logits, dim=1)
+
+
+def export_onnx(model: nn.Module, input_size: int, out_dir: Path) -> Path:
+    """`model.onnx` with input `images` (N, size, size, 3) and output `probabilities`, dynamic batch, IR 8."""
+    import onnx
+
+    model.eval()
+    path = out_dir / "model.onnx"
+    torch.onnx.export(
+        model, (torch.zeros(1, input_size, input_size, 3),), str(path), input_names=["images"],
+        output_names=["probabilities"], dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+        opset_version=17, dynamo=False,
+    )  # fmt: skip
+    proto = onnx.load(str(path))
+    proto.ir_version = 8  # onnxruntime 1.31 reads at most IR 13; 8 keeps older runtimes working too
+    onnx.save(proto, str(path))
+    return path
