@@ -52,3 +52,41 @@ def export_onnx(model: nn.Module, input_size: int, out_dir: Path) -> Path:
     proto.ir_version = 8  # onnxruntime 1.31 reads at most IR 13; 8 keeps older runtimes working too
     onnx.save(proto, str(path))
     return path
+
+
+class TrainingRun:
+    """Model, AdamW, one-cycle schedule and the data-order generator, saved after every epoch so a run resumes."""
+
+    def __init__(self, model: nn.Module, total_steps: int, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.model = model
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimiser, max_lr=3e-3, total_steps=total_steps)
+
+    def resume(self, checkpoint: Path) -> int:
+        """The first epoch still to run (0 without a checkpoint)."""
+        if not checkpoint.exists():
+            return 0
+        state = torch.load(checkpoint, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        return int(state["epoch"]) + 1
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+        self.schedule.step()
+
+    def save(self, checkpoint: Path, epoch: int) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": epoch,
+        }
+        torch.save(state, checkpoint)

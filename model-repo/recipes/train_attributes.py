@@ -24,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import SmallCnn, export_onnx
+from small_cnn import SmallCnn, TrainingRun, export_onnx
 from splits import CELEBA_TRAIN_LAST_ID
 
 from services.detector.align import align_face
@@ -105,23 +105,12 @@ def evaluate(model: SmallCnn, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> tuple[SmallCnn, dict]:
-    torch.manual_seed(SEED)
-    generator = torch.Generator().manual_seed(SEED)
     is_train = data["id"] <= CELEBA_TRAIN_LAST_ID
     x_train, y_train = data["x"][is_train], data["y"][is_train]
     x_dev, y_dev = data["x"][~is_train], data["y"][~is_train]
-    model = SmallCnn(len(ATTRIBUTES), "sigmoid")
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = epochs * ((len(x_train) + 127) // 128)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
-    start_epoch = 0
-    if checkpoint.exists():  # resume
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        start_epoch = state["epoch"] + 1
+    run = TrainingRun(SmallCnn(len(ATTRIBUTES), "sigmoid"), epochs * ((len(x_train) + 127) // 128), SEED)
+    model, generator = run.model, run.generator
+    start_epoch = run.resume(checkpoint)
     loss_fn = nn.BCEWithLogitsLoss()
     xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(y_train)
     for epoch in range(start_epoch, epochs):
@@ -131,19 +120,12 @@ def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> tuple[S
         for i in range(0, len(order), 128):
             idx = order[i : i + 128]
             loss = loss_fn(model.logits(augment(xt[idx], generator)), yt[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+            run.step(loss)
             total += loss.item() * len(idx)
         acc = evaluate(model, x_dev, y_dev)
         print(f"epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} dev mean acc {acc.mean():.4f} "
               f"({time.time() - started:.0f}s)", flush=True)  # fmt: skip
-        torch.save(
-            {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-             "generator": generator.get_state(), "epoch": epoch},
-            checkpoint,
-        )  # fmt: skip
+        run.save(checkpoint, epoch)
     acc = evaluate(model, x_dev, y_dev)
     majority = np.maximum(y_dev.mean(axis=0), 1 - y_dev.mean(axis=0))
     metrics = {

@@ -33,7 +33,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import SmallCnn, export_onnx
+from small_cnn import SmallCnn, TrainingRun, export_onnx
 from splits import mask_is_augmented_copy, mask_is_test
 
 from services.detector.align import align_face, resize_whole
@@ -144,25 +144,14 @@ def predict(model: SmallCnn, x: np.ndarray) -> np.ndarray:
 
 
 def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> SmallCnn:
-    torch.manual_seed(SEED)
-    generator = torch.Generator().manual_seed(SEED)
     is_train = ~data["test"]
     face = torch.from_numpy(data["face"][is_train]).float()
     whole = torch.from_numpy(data["whole"][is_train]).float()
     detected = torch.from_numpy(data["detected"][is_train])
     y = torch.from_numpy(data["y"][is_train]).long()
-    model = SmallCnn(2, "softmax")
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = epochs * ((len(y) + BATCH - 1) // BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
-    start_epoch = 0
-    if checkpoint.exists():  # resume
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        start_epoch = state["epoch"] + 1
+    run = TrainingRun(SmallCnn(2, "softmax"), epochs * ((len(y) + BATCH - 1) // BATCH), SEED)
+    model, generator = run.model, run.generator
+    start_epoch = run.resume(checkpoint)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     for epoch in range(start_epoch, epochs):
         model.train()
@@ -174,19 +163,12 @@ def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> SmallCn
             x = torch.where(use_whole[:, None, None, None], whole[idx], face[idx])
             logits = model.logits(augment(x, generator))
             loss = loss_fn(logits, y[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+            run.step(loss)
             total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
         print(f"epoch {epoch + 1}/{epochs} loss {total / len(y):.4f} train acc (augmented) {correct / len(y):.4f} "
               f"({time.time() - started:.0f}s)", flush=True)  # fmt: skip
-        torch.save(
-            {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-             "generator": generator.get_state(), "epoch": epoch},
-            checkpoint,
-        )  # fmt: skip
+        run.save(checkpoint, epoch)
     return model
 
 
