@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from faceplane.v1 import analysis_pb2_grpc, common_pb2, detector_pb2, detector_pb2_grpc, embedder_pb2_grpc
+from faceplane.v1 import analysis_pb2_grpc, common_pb2, detector_pb2, detector_pb2_grpc, embedder_pb2, embedder_pb2_grpc
 from PIL import Image
 
 RECIPES = Path(__file__).resolve().parent
@@ -34,7 +34,7 @@ sys.path.insert(0, str(RECIPES))
 
 from detector_eval import evaluate as detector_recall  # noqa: E402
 from detector_eval import load_wider  # noqa: E402
-from embedder_eval import best_threshold, load_pairs, rates, similarity  # noqa: E402
+from embedder_eval import IMAGE_SUFFIXES, best_threshold, load_pairs, rates, similarity  # noqa: E402
 from splits import CELEBA_TRAIN_LAST_ID, UTKFACE_TEST_PERCENT, mask_is_test, utkface_is_test  # noqa: E402
 
 from deploy.local.stack import Stack, free_port  # noqa: E402
@@ -200,6 +200,53 @@ def eval_verification(path: ServicePath, data_dir: Path, limit: int | None) -> d
             "calibrated": best, "lists": per_list}  # fmt: skip
 
 
+def identify_top1(stub: Any, collection: str, crops: list[Any], threshold: float | None) -> list[str]:
+    """The best subject per crop ("" for no match); threshold None: the service's default."""
+    out = []
+    for i in range(0, len(crops), 128):  # a call takes at most 256 crops
+        request = embedder_pb2.IdentifyRequest(collection=collection, crops=crops[i : i + 128], top_k=1)
+        if threshold is not None:
+            request.threshold = threshold
+        out += [r.matches[0].subject_id if r.matches else "" for r in stub.Identify(request, timeout=120).results]
+    return out
+
+
+def eval_identification(path: ServicePath, data_dir: Path, limit: int | None) -> dict[str, Any]:
+    """1:N through the gallery: per person the first photo (file order) is enrolled, every other photo is
+    identified among all enrolled people. Top-1 accuracy with no threshold (closed set), and at the default
+    threshold how often the right person, a wrong person or nobody came back."""
+    stub = path.stubs["embedder"]
+    out = {}
+    for name in ("faceapi_js_bbt", "att_faces"):
+        root = data_dir / "verification" / name
+        folders = [p for p in sorted(root.iterdir()) if p.is_dir()]
+        people = {p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for p in folders}
+        collection = f"eval-{name.replace('_', '-')}-{os.getpid()}"
+        for person, files in people.items():
+            stub.CreateSubject(embedder_pb2.CreateSubjectRequest(collection=collection, subject_id=person), timeout=30)
+            crop, _ = path.crop("embedder", files[0].read_bytes())
+            stub.AddFaces(
+                embedder_pb2.AddFacesRequest(collection=collection, subject_id=person, crops=[crop]), timeout=30
+            )
+        queries = limited([(person, f) for person, files in people.items() for f in files[1:]], limit)
+        crops = list(path.pool.map(lambda q: path.crop("embedder", q[1].read_bytes())[0], queries))
+
+        truth = [person for person, _ in queries]
+        closed = identify_top1(stub, collection, crops, -1.0)
+        at_default = identify_top1(stub, collection, crops, None)
+        out[name] = {
+            "people": len(people),
+            "queries": len(queries),
+            "top1_accuracy": float(np.mean([g == t for g, t in zip(closed, truth, strict=True)])),
+            "at_default_right": float(np.mean([g == t for g, t in zip(at_default, truth, strict=True)])),
+            "at_default_wrong": float(np.mean([g not in ("", t) for g, t in zip(at_default, truth, strict=True)])),
+            "at_default_none": float(np.mean([g == "" for g in at_default])),
+        }
+        for person in people:
+            stub.DeleteSubject(embedder_pb2.SubjectRef(collection=collection, subject_id=person), timeout=30)
+    return out
+
+
 def eval_detector(path: ServicePath, data_dir: Path, limit: int | None) -> dict[str, Any]:
     samples = limited(load_wider(data_dir), limit)
 
@@ -241,6 +288,7 @@ TASKS: dict[str, Callable[[ServicePath, Path, int | None], dict[str, Any]]] = {
     "mask": eval_mask,
     "attributes": eval_attributes,
     "verification": eval_verification,
+    "identification": eval_identification,
     "detector": eval_detector,
 }
 
@@ -289,6 +337,11 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             own = f"{pct(lst['at_own_best']['accuracy'])} at its own best {lst['own_best_threshold']:.3f}"
             rows.append(("verification", f"{name}, {lst['pairs']} pairs", "accuracy at the default threshold", ours,
                          "97%", own))  # fmt: skip
+    for name, ident in r.get("identification", {}).items():
+        data = f"{name}: {ident['people']} people, first photo enrolled, {ident['queries']} others identified"
+        ours = (f"{pct(ident['top1_accuracy'])}; at the default threshold right {pct(ident['at_default_right'])}, "
+                f"wrong {pct(ident['at_default_wrong'])}, no match {pct(ident['at_default_none'])}")  # fmt: skip
+        rows.append(("identification", data, "top-1 accuracy (1:N, Redis gallery)", ours, "", ""))
     if "detector" in r:
         d = r["detector"]
         data = f"WIDER FACE val subset, {d['images']} photos, {d['faces']} faces ≥ 32 px"
@@ -327,8 +380,9 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "EVAL.md")
     args = parser.parse_args()
-    ports = {name: free_port() for name in SERVICES}
+    ports = {name: free_port() for name in [*SERVICES, "redis"]}
     stack = Stack(ports=ports, log_dir=REPO / "var" / "log" / "eval", data_dir=REPO / "var" / "eval", services=SERVICES)
+    stack.start_redis()
     stack.start_services()
     # Tasks not run this time keep their last results, so one task can be re-run after its model changed.
     previous = args.out.with_suffix(".json")
