@@ -57,6 +57,27 @@ async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int)
     return images
 
 
+async def read_text_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """Plain text fields sent beside images (multipart form fields or JSON strings); absent ones are left out.
+    The body is parsed once: Starlette keeps the form and the body for the image readers."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=3, max_fields=20)
+        except Exception as exc:  # the multipart parser raises several types for malformed bodies
+            raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
+        values = {name: form.get(name) for name in names}
+    elif content_type == "application/json":
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+        values = {name: payload.get(name) for name in names} if isinstance(payload, dict) else {}
+    else:
+        return {}
+    return {name: value for name, value in values.items() if isinstance(value, str) and value}
+
+
 async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
     """The image from a multipart field `image`, a JSON {"image": base64} body, or a raw image/* body."""
     return (await read_images(request, ("image",), max_bytes))[0]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from gateway.errors import ApiError
+from gateway.images import read_text_fields
 from gateway.routes.deps import ServicesDep, SettingsDep, checked_images, image_body
 from gateway.schemas import ERROR_RESPONSES, VerifyResponse
 from gateway.verification import verify
@@ -28,7 +29,11 @@ async def verify_route(
     subject_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     """Whether the largest face in `image1` is the person in `image2` — or, given `collection` and `subject_id`
-    instead of `image2`, the enrolled subject (best of their faces). Cosine similarity of the embeddings."""
+    (query, form or JSON fields) instead of `image2`, the enrolled subject (best of their faces). Cosine
+    similarity of the embeddings."""
+    fields = await read_text_fields(request, ("collection", "subject_id"))
+    collection = collection or fields.get("collection")
+    subject_id = subject_id or fields.get("subject_id")
     if (collection is None) != (subject_id is None):
         raise ApiError(422, "invalid_request", "give both collection and subject_id, or neither (and image2)")
     subject = (collection, subject_id) if collection is not None and subject_id is not None else None

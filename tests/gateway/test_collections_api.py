@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import httpx
@@ -127,3 +128,15 @@ def test_verify_against_an_enrolled_subject(api: httpx.Client) -> None:
         "/v1/verify", files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")}, params={"collection": c}
     )
     assert half.status_code == 422
+
+
+def test_verify_subject_given_as_body_fields(api: httpx.Client) -> None:
+    c = collection()
+    api.post(f"/v1/collections/{c}/subjects", json={"subject_id": "eileen"})
+    upload(api, f"/v1/collections/{c}/subjects/eileen/faces", images.encode(images.astronaut()))
+    fields = {"collection": c, "subject_id": "eileen"}
+    as_form = api.post("/v1/verify", files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")}, data=fields)
+    assert as_form.status_code == 200, as_form.text
+    assert as_form.json()["match"] is True
+    as_json = api.post("/v1/verify", json={"image1": base64.b64encode(astronaut_again()).decode(), **fields})
+    assert as_json.status_code == 200 and as_json.json()["match"] is True
