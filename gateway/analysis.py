@@ -42,7 +42,7 @@ def parse_features(value: str) -> set[str]:
 
 @dataclass(frozen=True)
 class DetectOptions:
-    min_confidence: float = 0.0
+    min_confidence: float | None = None  # None: the detector's default
     max_faces: int = 0
     skip_detection: bool = False
 

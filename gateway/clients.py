@@ -34,21 +34,21 @@ STUBS: dict[str, tuple[type, str]] = {
     "generator": (generator_pb2_grpc.GeneratorStub, "faceplane.v1.Generator"),
 }
 
-# Transparent retries of calls that never reached a server (UNAVAILABLE), with backoff; all our RPCs are idempotent
-# reads except gallery writes, which later carry their own ids.
+# Retries with backoff of calls answered UNAVAILABLE, for the reads; gallery writes are never retried (a write
+# that failed after committing would be applied twice: AddFaces mints new face ids on every attempt).
+_RETRY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+_WRITES = ["CreateSubject", "AddFaces", "DeleteSubject", "DeleteFace"]
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
-            {
-                "name": [{}],
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.05s",
-                    "maxBackoff": "0.5s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
+            {"name": [{"service": "faceplane.v1.Embedder", "method": m} for m in _WRITES]},
+            {"name": [{}], "retryPolicy": _RETRY},
         ]
     }
 )

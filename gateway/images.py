@@ -11,12 +11,14 @@ import io
 import json
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from PIL import Image, UnidentifiedImageError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from gateway.errors import ApiError
+from gateway.limits import BodyTooLarge
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit from the header, below
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
@@ -30,14 +32,43 @@ class ImageHeader:
     height: int
 
 
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _form(request: Request) -> FormData:
+    """The multipart form, parsed once per request (Starlette keeps it for later readers)."""
+    try:
+        return await request.form(max_files=4, max_fields=20)
+    except BodyTooLarge:
+        raise
+    except Exception as exc:  # the multipart parser raises several types for malformed bodies
+        raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    """The JSON object of the body, decoded once per request."""
+    cached = getattr(request.state, "json_object", None)
+    if cached is not None:
+        return cached
+    try:
+        payload = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    request.state.json_object = payload if isinstance(payload, dict) else {}
+    return request.state.json_object
+
+
 async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int) -> list[bytes]:
     """The images named `fields` from multipart file fields or a JSON body of base64 strings; a route taking one
     image also accepts it as a raw image/* body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _content_type(request)
     if content_type == "multipart/form-data":
-        images = await _from_multipart(request, fields)
+        form = await _form(request)
+        images = [await _file(form, name) for name in fields]
     elif content_type == "application/json":
-        images = _from_json(await request.body(), fields)
+        payload = await _json(request)
+        images = [_base64(payload, name) for name in fields]
     elif content_type.startswith("image/") and len(fields) == 1:
         images = [await request.body()]
     else:
@@ -57,25 +88,22 @@ async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int)
     return images
 
 
-async def read_text_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:
-    """Plain text fields sent beside images (multipart form fields or JSON strings); absent ones are left out.
-    The body is parsed once: Starlette keeps the form and the body for the image readers."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+async def read_text_fields(request: Request, names: tuple[str, ...], max_length: int = 256) -> dict[str, str]:
+    """Plain text fields sent beside images (multipart form fields or JSON strings); absent ones are left out."""
+    content_type = _content_type(request)
     if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=3, max_fields=20)
-        except Exception as exc:  # the multipart parser raises several types for malformed bodies
-            raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
+        form = await _form(request)
         values = {name: form.get(name) for name in names}
     elif content_type == "application/json":
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-        values = {name: payload.get(name) for name in names} if isinstance(payload, dict) else {}
+        payload = await _json(request)
+        values = {name: payload.get(name) for name in names}
     else:
         return {}
-    return {name: value for name, value in values.items() if isinstance(value, str) and value}
+    out = {name: value for name, value in values.items() if isinstance(value, str) and value}
+    for name, value in out.items():
+        if len(value) > max_length:
+            raise ApiError(422, "invalid_request", f"the field '{name}' is longer than {max_length} characters")
+    return out
 
 
 async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
@@ -83,41 +111,25 @@ async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
     return (await read_images(request, ("image",), max_bytes))[0]
 
 
-async def _from_multipart(request: Request, fields: tuple[str, ...]) -> list[bytes]:
-    try:
-        form = await request.form(max_files=len(fields) + 1, max_fields=20)
-    except Exception as exc:  # the multipart parser raises several types for malformed bodies
-        raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
-    out = []
-    for name in fields:
-        field = form.get(name)
-        if field is None:
-            raise ApiError(422, "missing_image", f"the multipart body has no field named '{name}'")
-        if not isinstance(field, UploadFile):
-            raise ApiError(422, "missing_image", f"the field '{name}' must be a file upload")
-        out.append(await field.read())
-    return out
+async def _file(form: FormData, name: str) -> bytes:
+    field = form.get(name)
+    if field is None:
+        raise ApiError(422, "missing_image", f"the multipart body has no field named '{name}'")
+    if not isinstance(field, UploadFile):
+        raise ApiError(422, "missing_image", f"the field '{name}' must be a file upload")
+    return await field.read()
 
 
-def _from_json(body: bytes, fields: tuple[str, ...]) -> list[bytes]:
+def _base64(payload: dict[str, Any], name: str) -> bytes:
+    value = payload.get(name)
+    if not isinstance(value, str):
+        raise ApiError(422, "missing_image", f"the JSON body needs a string field '{name}' holding base64 image data")
+    if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
+        value = value.split(",", 1)[1]
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-    out = []
-    for name in fields:
-        value = payload.get(name) if isinstance(payload, dict) else None
-        if not isinstance(value, str):
-            raise ApiError(
-                422, "missing_image", f"the JSON body needs a string field '{name}' holding base64 image data"
-            )
-        if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
-            value = value.split(",", 1)[1]
-        try:
-            out.append(base64.b64decode(value, validate=True))
-        except (binascii.Error, ValueError) as exc:
-            raise ApiError(422, "invalid_base64", f"the field '{name}' is not valid base64") from exc
-    return out
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(422, "invalid_base64", f"the field '{name}' is not valid base64") from exc
 
 
 def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:

@@ -25,7 +25,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Services in start order; those whose package or model is missing are skipped.
+# Services in start order; those without a package (services/<name>/__main__.py) are skipped.
 SERVICES = ["detector", "embedder", "emotion", "agegender", "attributes", "generator"]
 DEFAULT_PORTS = {
     "gateway": 8080,
@@ -53,16 +53,20 @@ def _die_with_parent() -> None:
 
 
 def spawn(args: list[str], env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen:
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(
-        args,
-        env={**os.environ, **env},
-        cwd=REPO_ROOT,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child gets its own copy
+    try:
+        return subprocess.Popen(
+            args,
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    finally:
+        if log_path:
+            out.close()
 
 
 def redis_command(port: int, data_dir: Path) -> list[str]:
@@ -98,18 +102,17 @@ def _poll(ready: Callable[[], bool], what: str, timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def wait_grpc_serving(address: str, timeout_s: float = 60.0) -> None:
+def _serving(address: str) -> bool:
     with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
-        def serving() -> bool:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-            except grpc.RpcError:
-                return False
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
 
-        _poll(serving, f"no SERVING gRPC server at {address}", timeout_s)
+def wait_grpc_serving(address: str, timeout_s: float = 60.0) -> None:
+    _poll(lambda: _serving(address), f"no SERVING gRPC server at {address}", timeout_s)
 
 
 def wait_http_ok(url: str, timeout_s: float = 60.0) -> None:
@@ -204,8 +207,11 @@ class Stack:
             self.wait_service(name)
 
     def wait_service(self, name: str, timeout_s: float = 60.0) -> None:
+        proc = self.procs[name]
         try:
-            wait_grpc_serving(f"127.0.0.1:{self.ports[name]}", timeout_s)
+            _poll(lambda: proc.poll() is not None or _serving(f"127.0.0.1:{self.ports[name]}"), name, timeout_s)
+            if proc.poll() is not None:
+                raise TimeoutError(f"{name} exited with {proc.returncode}")
         except TimeoutError:
             log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
             raise TimeoutError(f"{name} did not start; last log lines:\n{log}") from None

@@ -42,7 +42,9 @@ async def checked_images(request: Request, settings: Settings, fields: tuple[str
 
 
 def detect_options(
-    min_confidence: Annotated[float, Query(ge=0.0, le=1.0, description="drop faces below this confidence")] = 0.0,
+    min_confidence: Annotated[
+        float | None, Query(ge=0.0, le=1.0, description="drop faces below this confidence (default: 0.9)")
+    ] = None,
     max_faces: Annotated[int, Query(ge=1, le=1000, description="at most this many faces, largest first")] = 100,
 ) -> DetectOptions:
     return DetectOptions(min_confidence=min_confidence, max_faces=max_faces)

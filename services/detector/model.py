@@ -34,7 +34,7 @@ class MtcnnParams:
     # Images are shrunk so their longer side is at most this before the pyramid (bounds the cost of huge photos).
     max_side: int = 1600
     min_confidence: float = 0.9
-    # When nothing is found, look again with a replicated border of this fraction of the longer side on every side:
+    # When nothing is found, look again with a replicated border of this fraction of the shorter side on every side:
     # close-ups whose face runs past the frame (MTCNN needs to see the whole face). 0 disables it.
     retry_border: float = 0.0
 
@@ -125,7 +125,10 @@ class MtcnnDetector:
         found = self._detect(image, min_confidence)
         if found or self.params.retry_border <= 0:
             return found
-        border = round(self.params.retry_border * max(image.shape[:2]))
+        # Relative to the shorter side: close-ups are roughly square, and a thin strip must not balloon.
+        border = round(self.params.retry_border * min(image.shape[:2]))
+        if border < 1:
+            return found
         padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE)
         shift = np.array([border, border], dtype=np.float32)
         return [
@@ -137,7 +140,8 @@ class MtcnnDetector:
         threshold = self.params.min_confidence if min_confidence is None else min_confidence
         h, w = image.shape[:2]
         shrink = min(1.0, self.params.max_side / max(h, w))
-        work = image if shrink == 1.0 else cv2.resize(image, (round(w * shrink), round(h * shrink)), cv2.INTER_AREA)
+        size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+        work = image if shrink == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         boxes, points = self._cascade(work)
         if shrink != 1.0:
             boxes[:, :4] /= shrink

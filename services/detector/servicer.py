@@ -86,7 +86,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
                 self.pipeline.run,
                 request.image.data,
                 specs,
-                request.min_confidence or None,
+                request.min_confidence if request.HasField("min_confidence") else None,
                 request.max_faces,
                 request.skip_detection,
             )

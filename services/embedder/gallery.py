@@ -150,7 +150,7 @@ class Gallery:
         self.client = client
         self.model = f"{model_name}@{model_version}"
         self.dim = int(dim)
-        # The default (10) loses recall as a gallery grows (0.62 recall@1 at 100k, ../shared/FACTS.md).
+        # The default (10) loses recall as a gallery grows (recall@1 0.58 at 100k: bench/results/gallery.json).
         self.ef_runtime = int(ef_runtime)
         self.m = int(m)
         self.ef_construction = int(ef_construction)
@@ -260,8 +260,10 @@ class Gallery:
         pipe = self.client.pipeline(transaction=False)
         for face_id in sorted(_text(f) for f in face_ids):
             pipe.hget(keys.vector(face_id), "vec")
-        vectors = np.stack([np.frombuffer(v, dtype=np.float32) for v in pipe.execute() if v is not None])
-        return float(np.clip(vectors @ query, -1.0, 1.0).max())
+        found = [np.frombuffer(v, dtype=np.float32) for v in pipe.execute() if v is not None]
+        if not found:  # its faces were deleted between the two round trips
+            raise InvalidArgument(f"subject {subject_id!r} has no enrolled faces to verify against")
+        return float(np.clip(np.stack(found) @ query, -1.0, 1.0).max())
 
     def delete_face(self, collection: str, subject_id: str, face_id: str) -> bool:
         keys = self._keys(collection)

@@ -35,6 +35,7 @@ class EmbedderSettings(ServiceSettings):
     port: int = 50052
     model: str = "dlib_resnet"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 5.0
     # HNSW search breadth: Redis's default (10) loses recall as galleries grow (bench/results/gallery.json).
     gallery_ef_runtime: int = 100
 
@@ -149,7 +150,14 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
 def build(settings: EmbedderSettings) -> list[Registration]:
     loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
     model = EmbeddingModel(loaded)
-    client = redis.Redis.from_url(settings.redis_url, protocol=2)  # connects lazily: the service starts without it
+    # Connects lazily (the service starts without Redis); timeouts so a stalled Redis cannot hold the worker threads
+    # that model calls share.
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        protocol=2,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
     gallery = Gallery(
         client, loaded.config.name, loaded.config.version, model.dim, ef_runtime=settings.gallery_ef_runtime
     )

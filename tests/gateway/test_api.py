@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import httpx
+import numpy as np
 import pytest
 
 from tests import images, payloads
@@ -113,7 +114,8 @@ ASTRONAUT_JPEG = images.encode(images.astronaut())
             413,
             "image_too_large",
         ),
-        ({"content": b"x" * (7 * 1024 * 1024), "headers": {"content-type": "image/jpeg"}}, 413, "payload_too_large"),
+        ({"content": b"x" * (12 * 1024 * 1024), "headers": {"content-type": "image/jpeg"}}, 413, "payload_too_large"),
+        ({"content": b"[" * 200_000, "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
         ({"content": b"\xff" * (5 * 1024 * 1024), "headers": {"content-type": "image/jpeg"}}, 413, "image_too_large"),
         ({"content": b"", "headers": {"content-type": "image/jpeg"}}, 400, "empty_image"),
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
@@ -199,3 +201,36 @@ def test_without_a_detector_readiness_fails_and_detect_is_503(tmp_path) -> None:
             assert r.json()["error"]["code"] == "detector_unavailable"
     finally:
         stop(proc)
+
+
+def test_a_streamed_body_over_the_limit_is_refused_while_streaming(api: httpx.Client) -> None:
+    def chunks():  # no Content-Length: the gateway must count as the bytes arrive
+        for _ in range(48):
+            yield b"\xff" * (256 * 1024)
+
+    for content_type in ("image/jpeg", "application/json"):
+        r = api.post("/v1/detect", content=chunks(), headers={"content-type": content_type})
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "payload_too_large"
+    multipart = b"--b\r\nContent-Disposition: form-data; name=image; filename=x.jpg\r\n\r\n"
+    r = api.post(
+        "/v1/detect",
+        content=iter([multipart, *chunks()]),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_extreme_aspect_ratios_are_answered(api: httpx.Client) -> None:
+    for shape in ((1, 20_000, 3), (30_000, 1, 3), (1, 1, 3)):
+        r = post_image(api, "/v1/detect", images.encode(np.zeros(shape, np.uint8), "PNG"))
+        assert r.status_code == 200, r.text
+        assert r.json()["faces"] == []
+
+
+def test_min_confidence_zero_keeps_more_than_the_default(api: httpx.Client) -> None:
+    group = images.encode(images.group_of_ten()[0])
+    default = post_image(api, "/v1/detect", group).json()["faces"]
+    everything = post_image(api, "/v1/detect", group, min_confidence=0).json()["faces"]
+    assert len(everything) >= len(default) == 10
+    assert min(f["confidence"] for f in default) >= 0.9

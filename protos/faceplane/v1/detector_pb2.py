@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from faceplane.v1 import common_pb2 as faceplane_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65plane/v1/detector.proto\x12\x0c\x66\x61\x63\x65plane.v1\x1a\x19\x66\x61\x63\x65plane/v1/common.proto\"\x9d\x01\n\rDetectRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.faceplane.v1.Image\x12\x16\n\x0emin_confidence\x18\x02 \x01(\x02\x12\x11\n\tmax_faces\x18\x03 \x01(\x05\x12%\n\x05\x63rops\x18\x04 \x03(\x0b\x32\x16.faceplane.v1.CropSpec\x12\x16\n\x0eskip_detection\x18\x05 \x01(\x08\"\x95\x01\n\x0c\x44\x65tectedFace\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.faceplane.v1.Box\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12*\n\tlandmarks\x18\x03 \x01(\x0b\x32\x17.faceplane.v1.Landmarks\x12%\n\x05\x63rops\x18\x04 \x03(\x0b\x32\x16.faceplane.v1.FaceCrop\"\x82\x01\n\x0e\x44\x65tectResponse\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12)\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x1a.faceplane.v1.DetectedFace\x12&\n\x05model\x18\x04 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo2\x95\x01\n\x08\x44\x65tector\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x43\n\x06\x44\x65tect\x12\x1b.faceplane.v1.DetectRequest\x1a\x1c.faceplane.v1.DetectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65plane/v1/detector.proto\x12\x0c\x66\x61\x63\x65plane.v1\x1a\x19\x66\x61\x63\x65plane/v1/common.proto\"\xb5\x01\n\rDetectRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.faceplane.v1.Image\x12\x1b\n\x0emin_confidence\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tmax_faces\x18\x03 \x01(\x05\x12%\n\x05\x63rops\x18\x04 \x03(\x0b\x32\x16.faceplane.v1.CropSpec\x12\x16\n\x0eskip_detection\x18\x05 \x01(\x08\x42\x11\n\x0f_min_confidence\"\x95\x01\n\x0c\x44\x65tectedFace\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.faceplane.v1.Box\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12*\n\tlandmarks\x18\x03 \x01(\x0b\x32\x17.faceplane.v1.Landmarks\x12%\n\x05\x63rops\x18\x04 \x03(\x0b\x32\x16.faceplane.v1.FaceCrop\"\x82\x01\n\x0e\x44\x65tectResponse\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12)\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x1a.faceplane.v1.DetectedFace\x12&\n\x05model\x18\x04 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo2\x95\x01\n\x08\x44\x65tector\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x43\n\x06\x44\x65tect\x12\x1b.faceplane.v1.DetectRequest\x1a\x1c.faceplane.v1.DetectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,11 +33,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceplane.v1.detector_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DETECTREQUEST']._serialized_start=73
-  _globals['_DETECTREQUEST']._serialized_end=230
-  _globals['_DETECTEDFACE']._serialized_start=233
-  _globals['_DETECTEDFACE']._serialized_end=382
-  _globals['_DETECTRESPONSE']._serialized_start=385
-  _globals['_DETECTRESPONSE']._serialized_end=515
-  _globals['_DETECTOR']._serialized_start=518
-  _globals['_DETECTOR']._serialized_end=667
+  _globals['_DETECTREQUEST']._serialized_end=254
+  _globals['_DETECTEDFACE']._serialized_start=257
+  _globals['_DETECTEDFACE']._serialized_end=406
+  _globals['_DETECTRESPONSE']._serialized_start=409
+  _globals['_DETECTRESPONSE']._serialized_end=539
+  _globals['_DETECTOR']._serialized_start=542
+  _globals['_DETECTOR']._serialized_end=691
 # @@protoc_insertion_point(module_scope)
