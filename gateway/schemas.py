@@ -90,9 +90,12 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
         400: "empty or malformed body",
+        404: "no such collection, subject or face",
+        409: "already exists, or built with another embedding model",
         413: "image over the byte or pixel limit",
         415: "not a supported image or content type",
         422: "corrupt image or invalid parameters",
+        502: "a service failed",
         503: "a required service is unavailable",
     }.items()
 }
