@@ -74,14 +74,16 @@ class Gallery:
     async def enrol(
         self, collection: str, subject_id: str, data: bytes, skip_detection: bool, allow_multiple: bool
     ) -> dict[str, Any]:
-        detected = await _faces(self.services, self.settings, data, DetectOptions(skip_detection=skip_detection))
+        # Two faces are enough to refuse a group photo; with allow_multiple only the largest is needed.
+        options = DetectOptions(max_faces=1 if allow_multiple else 2, skip_detection=skip_detection)
+        detected = await _faces(self.services, self.settings, data, options)
         if not detected.faces:
             raise ApiError(422, "no_face", "no face was found in the image")
         if len(detected.faces) > 1 and not allow_multiple:
             raise ApiError(
                 422,
                 "multiple_faces",
-                f"{len(detected.faces)} faces in the image; send one, or allow_multiple=true for the largest",
+                "more than one face in the image; send one, or allow_multiple=true for the largest",
             )
         face = detected.faces[0]  # the detector answers largest first
         request = embedder_pb2.AddFacesRequest(collection=collection, subject_id=subject_id, crops=[face.crops[0]])

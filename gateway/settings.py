@@ -23,7 +23,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=40_000_000, gt=0)
-    max_faces: int = Field(default=100, gt=0)
+    # At most 256: an analysis service takes at most 256 crops per call (services/runtime/crops.py).
+    max_faces: int = Field(default=100, gt=0, le=256)
     # Deadline of each downstream call, seconds.
     detect_deadline_s: float = 10.0
     analysis_deadline_s: float = 10.0
