@@ -10,6 +10,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Our own pixel limit is checked from the header before decoding; PIL's warning-then-error bomb check is redundant.
 Image.MAX_IMAGE_PIXELS = None
+# Photo formats only: PIL would otherwise also open EPS (through Ghostscript), PSD, ICO and more.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 
 class ImageDecodeError(ValueError):
@@ -37,7 +39,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
             width, height = img.size
             if width < 1 or height < 1:
                 raise ImageDecodeError("invalid_image", f"image has no pixels ({width}×{height})")

@@ -45,6 +45,7 @@ def test_animated_gif_uses_the_first_frame() -> None:
     [
         (b"", "empty_image"),
         (b"definitely not an image", "unsupported_image"),
+        (images.encode(images.astronaut()[:64, :64], "ICO"), "unsupported_image"),  # PIL reads it; we do not
         (payloads.truncated_jpeg(), "corrupt_image"),
         (payloads.png_claiming_size(20_000, 20_000), "image_too_large"),
         (payloads.png_claiming_size(0, 5), "unsupported_image"),  # PIL refuses to identify it,
