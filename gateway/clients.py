@@ -34,6 +34,9 @@ STUBS: dict[str, tuple[type, str]] = {
     "generator": (generator_pb2_grpc.GeneratorStub, "faceplane.v1.Generator"),
 }
 
+# What a service depends on, under the health name it reports it by (services/embedder/servicer.py).
+DEPENDENCIES: dict[str, dict[str, str]] = {"embedder": {"gallery": "faceplane.v1.Embedder/gallery"}}
+
 # Retries with backoff of calls answered UNAVAILABLE, for the reads; gallery writes are never retried (a write
 # that failed after committing would be applied twice: AddFaces mints new face ids on every attempt).
 _RETRY = {
@@ -81,9 +84,11 @@ class Service:
             self.info = await self.stub.Describe(common_pb2.DescribeRequest(), timeout=deadline_s)
         return self.info
 
-    async def status(self, deadline_s: float) -> str:
+    async def status(self, deadline_s: float, health_name: str | None = None) -> str:
+        """The service's gRPC health (or, given `health_name`, that of one of its dependencies)."""
+        request = health_pb2.HealthCheckRequest(service=health_name or self.grpc_name)
         try:
-            reply = await self.health.Check(health_pb2.HealthCheckRequest(service=self.grpc_name), timeout=deadline_s)
+            reply = await self.health.Check(request, timeout=deadline_s)
         except grpc.aio.AioRpcError as exc:
             self.info = None
             return (

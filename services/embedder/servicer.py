@@ -20,6 +20,8 @@ from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
+# The health name under which the embedder reports its gallery store (Redis) reachable or not.
+GALLERY_HEALTH = "faceplane.v1.Embedder/gallery"
 
 # How each gallery failure reaches the caller: gRPC status and machine code.
 _GALLERY_ERRORS: list[tuple[type[Exception], grpc.StatusCode, str]] = [
@@ -164,4 +166,5 @@ def build(settings: EmbedderSettings) -> list[Registration]:
     crop = required_crop(loaded)
     servicer = EmbedderServicer(model, gallery, crop, service_info([model_info(loaded, settings.backend)], crop))
     name = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
-    return [Registration(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, name)]
+    probes = {GALLERY_HEALTH: client.ping}
+    return [Registration(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, name, probes)]

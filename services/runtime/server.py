@@ -6,9 +6,9 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -30,6 +30,9 @@ class Registration:
     servicer: Any
     add_to_server: Callable[[Any, grpc.aio.Server], None]
     service_name: str
+    # Health names for what the service depends on (e.g. its store) → a check that is True while it works;
+    # published through the standard health service, so callers see a dependency go down by name.
+    probes: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
 
 
 class ServiceServer:
@@ -43,6 +46,8 @@ class ServiceServer:
         ]
         self.server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=options)
         self.port = 0
+        self.probes = {name: check for r in self.registrations for name, check in r.probes.items()}
+        self._probing: asyncio.Task | None = None
 
     async def start(self) -> int:
         names = [r.service_name for r in self.registrations]
@@ -58,11 +63,30 @@ class ServiceServer:
         await self.server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.probes:
+            await self._probe_once()
+            self._probing = asyncio.create_task(self._probe_forever())
         log.info("serving", extra={"services": names, "address": f"{self.settings.host}:{self.port}"})
         return self.port
 
+    async def _probe_once(self) -> None:
+        for name, check in self.probes.items():
+            try:
+                ok = await asyncio.to_thread(check)
+            except Exception:  # a probe that raises reports its dependency down
+                ok = False
+            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self.health.set(name, status)
+
+    async def _probe_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.probe_interval_s)
+            await self._probe_once()
+
     async def stop(self) -> None:
         # NOT_SERVING first so load balancers and the gateway's readiness stop sending, then drain in-flight RPCs.
+        if self._probing is not None:
+            self._probing.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_s)
         log.info("stopped")

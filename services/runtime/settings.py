@@ -30,6 +30,8 @@ class ServiceSettings(BaseSettings):
     # Seconds in-flight RPCs get to finish after SIGTERM.
     shutdown_grace_s: float = 5.0
     max_message_bytes: int = 64 * 1024 * 1024
+    # Seconds between checks of what the service depends on (health names of its probes).
+    probe_interval_s: float = 2.0
 
 
 S = TypeVar("S", bound=ServiceSettings)

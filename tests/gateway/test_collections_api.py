@@ -140,3 +140,50 @@ def test_verify_subject_given_as_body_fields(api: httpx.Client) -> None:
     assert as_form.json()["match"] is True
     as_json = api.post("/v1/verify", json={"image1": base64.b64encode(astronaut_again()).decode(), **fields})
     assert as_json.status_code == 200 and as_json.json()["match"] is True
+
+
+def test_a_gallery_without_redis_degrades_readiness_and_answers_503(stack, tmp_path) -> None:
+    import sys
+
+    from deploy.local.stack import free_port, spawn, stop, wait_grpc_serving, wait_http_ok
+
+    embedder_port, gateway_port = free_port(), free_port()
+    embedder = spawn(
+        [sys.executable, "-m", "services.embedder"],
+        {
+            "FACEPLANE_EMBEDDER_PORT": str(embedder_port),
+            "FACEPLANE_EMBEDDER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "FACEPLANE_EMBEDDER_REDIS_TIMEOUT_S": "1",
+        },
+        tmp_path / "embedder.log",
+    )
+    gateway = spawn(
+        [sys.executable, "-m", "gateway"],
+        {
+            "FACEPLANE_GATEWAY_PORT": str(gateway_port),
+            "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{stack.ports['detector']}",
+            "FACEPLANE_GATEWAY_EMBEDDER_URL": f"127.0.0.1:{embedder_port}",
+        },
+        tmp_path / "gateway.log",
+    )
+    try:
+        wait_grpc_serving(f"127.0.0.1:{embedder_port}")
+        wait_http_ok(f"http://127.0.0.1:{gateway_port}/healthz")
+        with httpx.Client(base_url=f"http://127.0.0.1:{gateway_port}", timeout=30) as client:
+            ready = client.get("/readyz").json()
+            assert ready["status"] == "degraded"
+            assert ready["services"]["embedder"] == "SERVING"
+            assert ready["services"]["embedder/gallery"] == "NOT_SERVING"
+            r = client.post(f"/v1/collections/{collection()}/subjects", json={"subject_id": "x"})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "gallery_unavailable"
+            same = client.post(
+                "/v1/verify",
+                files={
+                    "image1": ("a.jpg", images.encode(images.astronaut()), "image/jpeg"),
+                    "image2": ("b.jpg", astronaut_again(), "image/jpeg"),
+                },
+            )
+            assert same.status_code == 200 and same.json()["match"] is True  # 1:1 needs no gallery
+    finally:
+        stop(gateway)
+        stop(embedder)
