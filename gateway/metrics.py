@@ -22,7 +22,7 @@ DOWNSTREAM_LATENCY = Histogram(
     buckets=BUCKETS,
 )
 FEATURE_ERRORS = Counter(
-    "faceplane_feature_errors_total", "Faces answered without a feature because its service failed.", ["feature"]
+    "faceplane_feature_errors_total", "Faces answered without their features because a service failed.", ["service"]
 )
 
 

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 import grpc
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
-from pydantic import ValidationError
 
 from services.detector.decode import ImageDecodeError
 from services.detector.model import MtcnnDetector
 from services.detector.pipeline import DetectionResult, FacePipeline
+from services.runtime.analysis import model_info
 from services.runtime.backends import BackendError
-from services.runtime.crops import crop_to_proto
+from services.runtime.crops import CropError, crop_to_proto, spec_from_proto
 from services.runtime.errors import abort_invalid, abort_unavailable
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
@@ -67,20 +67,10 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
             await abort_invalid(context, "too_many_crop_specs", f"at most {MAX_CROP_SPECS} crop specs per call")
         if not 0.0 <= request.min_confidence <= 1.0:
             await abort_invalid(context, "invalid_min_confidence", "min_confidence must be within [0, 1]")
-        if any(len(c.template) not in (0, 10) for c in request.crops):
-            await abort_invalid(context, "invalid_crop_spec", "a crop template has exactly 10 numbers (5 x, y pairs)")
         try:
-            specs = [
-                CropConfig(
-                    name=c.name,
-                    size=c.size,
-                    padding=c.padding,
-                    template=list(zip(c.template[0::2], c.template[1::2], strict=True)),
-                )
-                for c in request.crops
-            ]
-        except ValidationError as exc:
-            await abort_invalid(context, "invalid_crop_spec", str(exc.errors()[0]["msg"]))
+            specs = [spec_from_proto(c) for c in request.crops]
+        except CropError as exc:
+            await abort_invalid(context, "invalid_crop_spec", str(exc))
         try:
             result = await asyncio.to_thread(
                 self.pipeline.run,
@@ -99,7 +89,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
 
 def build(settings: DetectorSettings) -> list[Registration]:
     model = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
-    info = common_pb2.ModelInfo(name=model.config.name, version=model.config.version, backend=settings.backend)
+    info = model_info(model, settings.backend)
     pipeline = FacePipeline(MtcnnDetector(model), settings.max_pixels, settings.max_faces)
     name = detector_pb2.DESCRIPTOR.services_by_name["Detector"].full_name
     return [Registration(DetectorServicer(pipeline, info), detector_pb2_grpc.add_DetectorServicer_to_server, name)]

@@ -13,7 +13,7 @@ from faceplane.v1 import common_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
 from services.runtime.backends import BackendError
-from services.runtime.crops import CropError, crops_to_batch
+from services.runtime.crops import CropError, crops_to_batch, spec_to_proto
 from services.runtime.errors import abort_invalid, abort_unavailable
 from services.runtime.modelrepo import CropConfig, LoadedModel
 from services.runtime.server import Registration
@@ -25,12 +25,8 @@ def model_info(model: LoadedModel, backend: str) -> common_pb2.ModelInfo:
     return common_pb2.ModelInfo(name=model.config.name, version=model.config.version, backend=backend)
 
 
-def crop_spec(crop: CropConfig) -> common_pb2.CropSpec:
-    return common_pb2.CropSpec(name=crop.name, size=crop.size, padding=crop.padding, template=crop.flat_template())
-
-
 def service_info(models: Sequence[common_pb2.ModelInfo], crop: CropConfig) -> common_pb2.ServiceInfo:
-    return common_pb2.ServiceInfo(models=models, crops=[crop_spec(crop)])
+    return common_pb2.ServiceInfo(models=models, crops=[spec_to_proto(crop)])
 
 
 def required_crop(model: LoadedModel) -> CropConfig:

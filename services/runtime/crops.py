@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from faceplane.v1 import common_pb2
+from pydantic import ValidationError
 
 from services.runtime.modelrepo import CropConfig
 
@@ -41,3 +42,18 @@ def crops_to_batch(crops: Sequence[common_pb2.FaceCrop], expected: CropConfig) -
     if len(crops) > MAX_CROPS_PER_CALL:
         raise CropError(f"{len(crops)} crops in one call, at most {MAX_CROPS_PER_CALL}")
     return np.stack([crop_from_proto(c, expected) for c in crops])
+
+
+def spec_to_proto(crop: CropConfig) -> common_pb2.CropSpec:
+    return common_pb2.CropSpec(name=crop.name, size=crop.size, padding=crop.padding, template=crop.flat_template())
+
+
+def spec_from_proto(spec: common_pb2.CropSpec) -> CropConfig:
+    """The crop a caller asks for, checked (raises CropError)."""
+    if len(spec.template) not in (0, 10):
+        raise CropError("a crop template has exactly 10 numbers (5 x, y pairs)")
+    template = list(zip(spec.template[0::2], spec.template[1::2], strict=True))
+    try:
+        return CropConfig(name=spec.name, size=spec.size, padding=spec.padding, template=template)
+    except ValidationError as exc:
+        raise CropError(str(exc.errors()[0]["msg"])) from exc
