@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from gateway.analysis import DetectOptions, detect
 from gateway.clients import Services
 from gateway.errors import ApiError
+from gateway.generation import generated_faces
 from gateway.images import ImageHeader
 from gateway.settings import Settings
 
@@ -59,14 +60,42 @@ def _encode(image: np.ndarray, header: ImageHeader) -> tuple[bytes, str]:
     return out.getvalue(), "image/png"
 
 
+def _paste_face(image: np.ndarray, box: tuple[float, float, float, float], generated: np.ndarray) -> None:
+    """Blend a generated face over the box: the generator's crops have the standard template with padding 0.25,
+    so their face fills the middle two thirds; colours are matched to the face replaced."""
+    x, y, w, h = box
+    side = max(w, h) * (1 + 2 * MARGIN)
+    cx, cy = x + w / 2, y + h / 2
+    ox, oy = int(cx - side / 2), int(cy - side / 2)
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(image.shape[1], ox + round(side)), min(image.shape[0], oy + round(side))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    n = generated.shape[0]
+    inner = generated[n // 6 : n - n // 6, n // 6 : n - n // 6]  # the face, without the template's padding
+    full = cv2.resize(inner, (round(side), round(side)), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    patch = full[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    patch = (patch - patch.mean((0, 1))) / (patch.std((0, 1)) + 1e-3) * region.std((0, 1)) + region.mean((0, 1))
+    mask = np.zeros(region.shape[:2], np.float32)
+    cv2.ellipse(mask, (int(cx - x0), int(cy - y0)), (int(w * 0.55), int(h * 0.6)), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, max(w, h) / 15))[..., None]
+    image[y0:y1, x0:x1] = (patch * mask + region * (1 - mask)).clip(0, 255).astype(np.uint8)
+
+
 async def anonymize(
     services: Services, settings: Settings, data: bytes, header: ImageHeader, method: str, options: DetectOptions
 ) -> Anonymized:
-    if method == "generate":
-        raise ApiError(503, "generator_not_configured", "face generation is not deployed yet; ask for method=blur")
+    if method == "generate" and services.get("generator") is None:
+        raise ApiError(503, "generator_not_configured", "the generator service is not deployed; ask for method=blur")
     detected = await detect(services, settings, data, options, [])
     image = np.array(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
-    for face in detected.faces:
-        _blur_face(image, (face.box.x, face.box.y, face.box.width, face.box.height))
+    boxes = [(f.box.x, f.box.y, f.box.width, f.box.height) for f in detected.faces]
+    if method == "generate" and boxes:
+        for box, face in zip(boxes, await generated_faces(services, settings, len(boxes)), strict=True):
+            _paste_face(image, box, face)
+    elif method == "blur":
+        for box in boxes:
+            _blur_face(image, box)
     encoded, media_type = _encode(image, header)
     return Anonymized(encoded, media_type, len(detected.faces))

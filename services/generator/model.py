@@ -1,0 +1,26 @@
+"""Faces from latent vectors (our DCGAN under ONNX Runtime); the same seed always gives the same faces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.runtime.modelrepo import LoadedModel
+
+MAX_COUNT = 64
+
+
+class FaceGenerator:
+    def __init__(self, model: LoadedModel) -> None:
+        params = model.config.params
+        self.backend = model.backends["model"]
+        self.latent_dim = int(params["latent_dim"])
+        self.input = str(params["input_name"])
+        self.output = str(params["output_name"])
+
+    def generate(self, count: int, seed: int) -> np.ndarray:
+        """(count, H, W, 3) uint8 RGB faces for latent vectors drawn from N(0, 1) with `seed`."""
+        if not 1 <= count <= MAX_COUNT:
+            raise ValueError(f"count must be 1..{MAX_COUNT}, got {count}")
+        latent = np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype(np.float32)
+        images = self.backend.run({self.input: latent})[self.output]
+        return np.clip(np.rint(images), 0, 255).astype(np.uint8)

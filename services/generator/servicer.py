@@ -1,0 +1,55 @@
+"""Generator gRPC servicer: proto ↔ numpy around FaceGenerator."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import grpc
+from faceplane.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+
+from services.generator.model import MAX_COUNT, FaceGenerator
+from services.runtime.analysis import model_info
+from services.runtime.backends import BackendError
+from services.runtime.crops import crop_to_proto
+from services.runtime.errors import abort_invalid, abort_unavailable
+from services.runtime.modelrepo import load_model
+from services.runtime.server import Registration
+from services.runtime.settings import ServiceSettings
+
+
+class GeneratorSettings(ServiceSettings):
+    port: int = 50056
+    model: str = "dcgan_faces"
+
+
+class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
+    def __init__(self, generator: FaceGenerator, model: common_pb2.ModelInfo) -> None:
+        self.generator = generator
+        self.model = model
+
+    async def Describe(
+        self, request: common_pb2.DescribeRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.ServiceInfo:
+        return common_pb2.ServiceInfo(models=[self.model])
+
+    async def Generate(
+        self, request: generator_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> generator_pb2.GenerateResponse:
+        if not 1 <= request.count <= MAX_COUNT:
+            await abort_invalid(context, "invalid_count", f"count must be 1..{MAX_COUNT}")
+        seed = request.seed if request.HasField("seed") else secrets.randbits(62)
+        try:
+            faces = await asyncio.to_thread(self.generator.generate, request.count, seed)
+        except BackendError as exc:
+            await abort_unavailable(context, "model_unavailable", str(exc))
+        return generator_pb2.GenerateResponse(
+            images=[crop_to_proto("generated", face) for face in faces], seed=seed, model=self.model
+        )
+
+
+def build(settings: GeneratorSettings) -> list[Registration]:
+    loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    servicer = GeneratorServicer(FaceGenerator(loaded), model_info(loaded, settings.backend))
+    name = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
+    return [Registration(servicer, generator_pb2_grpc.add_GeneratorServicer_to_server, name)]
