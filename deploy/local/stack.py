@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,10 +41,25 @@ DEFAULT_PORTS = {
 METRICS_PORT_BASE = 9100
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never handed out before by this process, and below Linux's ephemeral
+    range (32768+ by default), so the outgoing connections of the processes we start cannot take it meanwhile."""
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randint(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found in 20000-32000")
 
 
 def _die_with_parent() -> None:
