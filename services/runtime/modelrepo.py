@@ -54,10 +54,6 @@ class LoadedModel:
     backends: dict[str, InferenceBackend]
     card: str
 
-    def close(self) -> None:
-        for backend in self.backends.values():
-            backend.close()
-
 
 def read_config(model_dir: Path) -> ModelConfig:
     with (model_dir / "config.toml").open("rb") as f:

@@ -20,6 +20,16 @@ def upload(api: httpx.Client, path: str, data: bytes, **params: object) -> httpx
     return api.post(path, files={"image": ("x.jpg", data, "image/jpeg")}, params=params)
 
 
+def collection_with_eileen(api: httpx.Client) -> str:
+    """A new collection with one subject, "eileen", enrolled from the astronaut photo."""
+    c = collection()
+    assert api.post(f"/v1/collections/{c}/subjects", json={"subject_id": "eileen"}).status_code == 201
+    assert (
+        upload(api, f"/v1/collections/{c}/subjects/eileen/faces", images.encode(images.astronaut())).status_code == 201
+    )
+    return c
+
+
 def astronaut_again() -> bytes:
     """The same woman in another picture: mirrored, smaller, recompressed."""
     small = Image.fromarray(images.astronaut()).resize((320, 320), Image.LANCZOS).transpose(Image.FLIP_LEFT_RIGHT)
@@ -107,9 +117,7 @@ def test_collections_are_isolated_and_ids_checked(api: httpx.Client) -> None:
 
 
 def test_verify_against_an_enrolled_subject(api: httpx.Client) -> None:
-    c = collection()
-    api.post(f"/v1/collections/{c}/subjects", json={"subject_id": "eileen"})
-    upload(api, f"/v1/collections/{c}/subjects/eileen/faces", images.encode(images.astronaut()))
+    c = collection_with_eileen(api)
     params = {"collection": c, "subject_id": "eileen"}
     same = api.post("/v1/verify", files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")}, params=params)
     assert same.status_code == 200, same.text
@@ -131,9 +139,7 @@ def test_verify_against_an_enrolled_subject(api: httpx.Client) -> None:
 
 
 def test_verify_subject_given_as_body_fields(api: httpx.Client) -> None:
-    c = collection()
-    api.post(f"/v1/collections/{c}/subjects", json={"subject_id": "eileen"})
-    upload(api, f"/v1/collections/{c}/subjects/eileen/faces", images.encode(images.astronaut()))
+    c = collection_with_eileen(api)
     fields = {"collection": c, "subject_id": "eileen"}
     as_form = api.post("/v1/verify", files={"image1": ("a.jpg", astronaut_again(), "image/jpeg")}, data=fields)
     assert as_form.status_code == 200, as_form.text

@@ -30,6 +30,3 @@ class InferenceBackend(ABC):
 
     @abstractmethod
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-    def close(self) -> None:  # noqa: B027 - optional hook: in-process backends hold nothing to release
-        pass
