@@ -7,7 +7,7 @@ DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
 .PHONY: help install protos test lint run bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
-	models-rebuild-dlib models-rebuild-keras train-attributes train-mask train-dcgan clean
+	models-rebuild-dlib models-rebuild-keras train-attributes train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ models-rebuild-keras: $(TF_TOOLS)/.ready
 
 train-attributes: $(TOOLS)/.ready  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
 	$(TOOLS)/bin/python model-repo/recipes/train_attributes.py --data $(DATA)
+
+train-agegender: $(TOOLS)/.ready  ## train the age/gender heads on UTKFace in $(DATA) (CPU ~5 min) → model-repo/agegender_faceplane
+	$(TOOLS)/bin/python model-repo/recipes/train_agegender.py --data $(DATA)
 
 train-dcgan: $(TOOLS)/.ready  ## train the DCGAN face generator on CelebA crops (CPU: MINUTES=19) → model-repo/dcgan_faces
 	$(TOOLS)/bin/python model-repo/recipes/train_dcgan.py $(if $(MINUTES),--minutes $(MINUTES))

@@ -22,6 +22,7 @@ from PIL import Image
 
 from deploy.local.stack import free_port, spawn, stop, wait_grpc_serving
 from services.detector.model import MtcnnDetector
+from services.runtime.backends import BackendOptions
 from services.runtime.modelrepo import load_model
 from tests import images  # the tests' real photos
 
@@ -59,7 +60,7 @@ def main() -> None:
     jpeg = images.encode(image, quality=92)
     results = []
     for threads, label in ((0, "ORT threads: auto"), (1, "ORT threads: 1, the default")):
-        detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn", intra_op_threads=threads))
+        detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn", BackendOptions(intra_op_threads=threads)))
         results.append(row(f"in-process, {label}", timed(lambda d=detector: d.detect(image), 40)))
     faces = len(detector.detect(image))
 

@@ -216,7 +216,37 @@ def export(net: DlibResNet, path: Path) -> None:
     finish(onnx.load(str(path)), path)
 
 
+def fold_constant_pads(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace each Pad's `pads`, which the exporter computes with a chain of constant ops, by its value, and drop
+    the chain: converters such as onnx2torch (the torch backend) cannot follow it. The pads do not depend on the
+    input (only the batch is dynamic), so one run with any input gives them."""
+    graph = model.graph
+    initialisers = {i.name for i in graph.initializer}
+    pads = [n.input[1] for n in graph.node if n.op_type == "Pad" and n.input[1] not in initialisers]
+    if not pads:
+        return model
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    probe.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None) for name in pads)
+    dummy = np.zeros((1, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    values = ort.InferenceSession(probe.SerializeToString()).run(pads, {"input": dummy})
+    for name, value in zip(pads, values, strict=True):
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=np.int64), name))
+    producers = {out for n in graph.node for out in n.output if out in pads}
+    kept = [n for n in graph.node if not producers.intersection(n.output)]
+    # Drop what only fed the removed producers, until nothing more goes.
+    while True:
+        used = {i for n in kept for i in n.input} | {o.name for o in graph.output}
+        alive = [n for n in kept if any(o in used for o in n.output)]
+        if len(alive) == len(kept):
+            break
+        kept = alive
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
 def finish(model: onnx.ModelProto, path: Path) -> None:
+    model = fold_constant_pads(model)
     model.ir_version = ONNX_IR_VERSION
     model.producer_name = "faceplane dlib_resnet_export.py"
     onnx.checker.check_model(model)

@@ -134,8 +134,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 class Pipeline:
     def __init__(self, model_repo: Path, model: str = "dlib_resnet", fallback: str = "none") -> None:
-        self.detector = MtcnnDetector(load_model(model_repo, "mtcnn", intra_op_threads=1))
-        self.model: LoadedModel = load_model(model_repo, model, intra_op_threads=1)
+        self.detector = MtcnnDetector(load_model(model_repo, "mtcnn"))
+        self.model: LoadedModel = load_model(model_repo, model)
         crop = self.model.config.crop
         assert crop is not None and crop.template, f"{model} has no crop template"
         self.size, self.template = crop.size, np.array(crop.template)

@@ -64,7 +64,9 @@ class ServicePath:
             "agegender": analysis_pb2_grpc.AgeGenderStub(self.channels["agegender"]),
             "attributes": analysis_pb2_grpc.AttributesStub(self.channels["attributes"]),
         }
-        self.specs = {n: s.Describe(common_pb2.DescribeRequest()).crops[0] for n, s in self.stubs.items()}
+        infos = {n: s.Describe(common_pb2.DescribeRequest()) for n, s in self.stubs.items()}
+        self.specs = {n: info.crops[0] for n, info in infos.items()}
+        self.models = {n: "+".join(m.name for m in info.models) for n, info in infos.items()}
         self.pool = ThreadPoolExecutor(2)
 
     def crop(self, service: str, data: bytes, skip_detection: bool = False) -> tuple[common_pb2.FaceCrop, bool]:
@@ -261,7 +263,7 @@ def eval_detector(path: ServicePath, data_dir: Path, limit: int | None) -> dict[
 
 def model_speed(name: str) -> dict[str, float]:
     """ms per face in-process (one ONNX Runtime thread), batch 1 and 16, every file of the model."""
-    model = load_model(REPO / "model-repo", name, intra_op_threads=1)
+    model = load_model(REPO / "model-repo", name)
     out = {}
     for batch in (1, 16):
         total = 0.0
@@ -291,6 +293,12 @@ TASKS: dict[str, Callable[[ServicePath, Path, int | None], dict[str, Any]]] = {
     "identification": eval_identification,
     "detector": eval_detector,
 }
+
+# The service whose model a task measures (the detector task measures the detector alone).
+TASK_SERVICE = {
+    "emotion": "emotion", "agegender": "agegender", "attributes": "attributes",
+    "verification": "embedder", "identification": "embedder",
+}  # fmt: skip
 
 
 def pct(x: float) -> str:
@@ -362,6 +370,14 @@ def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: di
         "|---|---|---|---|---|---|",
         *("| " + " | ".join(row) + " |" for row in table_rows(results)),
     ]
+    if results.get("previous"):
+        lines += ["", "Previous defaults, as last measured, beside the models that replaced them:", ""]
+        lines += ["| task | data | metric | previous model | result | now (model) |", "|---|---|---|---|---|---|"]
+        now = {(row[0], row[2]): row[3] for row in table_rows(results)}
+        for task, old in results["previous"].items():
+            for row in table_rows({task: old}):
+                current = f"{now.get((row[0], row[2]), '')} ({results[task].get('model', '')})"
+                lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {old['model']} | {row[3]} | {current} |")
     if "attributes" in results:
         per = results["attributes"]["per_attribute"]
         lines += ["", "Attributes, accuracy per attribute (CelebA dev):", ""]
@@ -391,7 +407,13 @@ def main() -> None:
         path = ServicePath(ports)
         for task in args.tasks:
             started = time.time()
-            results[task] = TASKS[task](path, args.data, args.limit)
+            result = TASKS[task](path, args.data, args.limit)
+            if task in TASK_SERVICE:
+                result["model"] = path.models[TASK_SERVICE[task]]
+                old = results.get(task)
+                if old and old.get("model") and old["model"] != result["model"]:  # a new default: keep the old
+                    results.setdefault("previous", {})[task] = old
+            results[task] = result
             print(f"{task}: {json.dumps(results[task])} ({time.time() - started:.0f}s)", flush=True)
         path.close()
     finally:

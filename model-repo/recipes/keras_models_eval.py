@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("emotion", "mask", "speed"), help="speed: ORT CPU, one thread")
     parser.add_argument("--template-fit", type=int, default=2000, help="FER train faces for the fitted template")
     args = parser.parse_args()
-    detector = MtcnnDetector(load_model(REPO, "mtcnn", intra_op_threads=1))
+    detector = MtcnnDetector(load_model(REPO, "mtcnn"))
     if args.only in (None, "emotion"):
         eval_emotion(args.data, detector, args.template_fit)
     if args.only in (None, "mask"):

@@ -69,7 +69,7 @@ def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
     if cache.exists():
         return dict(np.load(cache))
     names, labels = read_labels(data_dir)
-    detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn", intra_op_threads=1))
+    detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn"))
     crops, keep, ids = [], [], []
     for i, name in enumerate(names):
         image = np.asarray(Image.open(data_dir / "celeba" / "images" / name).convert("RGB"))

@@ -258,7 +258,7 @@ def evaluate(model_repo: Path, onnx_path: Path, faces: np.ndarray, docs: Path) -
     docs.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid(generate(latents(64, 0)))).save(docs / "dcgan_samples.png")
 
-    detector = MtcnnDetector(load_model(model_repo, "mtcnn", intra_op_threads=1))
+    detector = MtcnnDetector(load_model(model_repo, "mtcnn"))
     embedder_model = load_model(model_repo, "dlib_resnet")
     embedder, template = EmbeddingModel(embedder_model), np.array(embedder_model.config.crop.template)
 

@@ -66,8 +66,8 @@ def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
     model's answers on the test images."""
     if cache.exists():
         return dict(np.load(cache))
-    detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn", intra_op_threads=1))
-    pretrained = Classifier(load_model(REPO / "model-repo", PRETRAINED, intra_op_threads=1))
+    detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn"))
+    pretrained = Classifier(load_model(REPO / "model-repo", PRETRAINED))
     rows: dict[str, list] = {k: [] for k in ("face", "whole", "y", "detected", "source", "test", "pretrained", "name")}
     started, skipped = time.time(), 0
     for s, source in enumerate(SOURCES):
@@ -206,7 +206,7 @@ def evaluate(data: dict[str, np.ndarray], ours: np.ndarray) -> dict:
 def speed(model_repo: Path, name: str, batches: tuple[int, ...] = (1, 16), seconds: float = 3.0) -> dict[str, float]:
     """ms/face through `Classifier` (ORT CPU, one intra-op thread) on random 224 px / padding 0.25 crops, the
     narrowing and resize to the input included."""
-    loaded = load_model(model_repo, name, intra_op_threads=1)
+    loaded = load_model(model_repo, name)
     classifier, padding = Classifier(loaded), loaded.config.crop.padding
     out = {}
     for batch in batches:
@@ -242,7 +242,7 @@ def main() -> None:
     train_seconds = time.time() - started
     path = export_onnx(model, INPUT_SIZE, args.out)
     # The exported graph through the service's Classifier on the cached test inputs (already at input size).
-    classifier = Classifier(load_model(args.out.parent, args.out.name, intra_op_threads=1))
+    classifier = Classifier(load_model(args.out.parent, args.out.name))
     test_inputs = data["face"][data["test"]]
     ours = np.full((len(data["y"]), 2), np.nan, dtype=np.float32)
     ours[data["test"]] = np.concatenate(

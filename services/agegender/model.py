@@ -1,4 +1,8 @@
-"""Age and gender from one aligned face chip (Cydral's dlib-trained networks); knows nothing of gRPC."""
+"""Age and gender from one aligned face chip; knows nothing of gRPC.
+
+Two kinds of model folder: ours (`agegender_faceplane`, one graph with both answers, the default) and Cydral's
+(`agegender_cydral`, separate age and gender networks that want float tensors).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ class AgeGender:
 
 
 class AgeGenderModel:
+    """Cydral's two dlib-trained networks."""
+
     def __init__(self, model: LoadedModel) -> None:
         params = model.config.params
         self.age_net = model.backends["age"]
@@ -43,3 +49,28 @@ class AgeGenderModel:
             AgeGender(age=float(a), gender=self.labels[g], gender_score=float(p[g]))
             for a, g, p in zip(ages, best, gender_p, strict=True)
         ]
+
+
+class AgeGenderHeads:
+    """Our heads on the frozen embedder backbone: one graph, raw uint8 chips in, gender and age out."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        params = model.config.params
+        self.net = model.backends["model"]
+        self.labels = model.config.labels
+        self.input = str(params["input"])
+        self.gender_output = str(params["gender_output"])
+        self.age_output = str(params["age_output"])
+
+    def predict(self, chips: np.ndarray) -> list[AgeGender]:
+        out = self.net.run({self.input: np.ascontiguousarray(chips)})
+        gender_p, ages = out[self.gender_output], out[self.age_output]
+        best = gender_p.argmax(axis=1)
+        return [
+            AgeGender(age=float(a), gender=self.labels[g], gender_score=float(p[g]))
+            for a, g, p in zip(ages, best, gender_p, strict=True)
+        ]
+
+
+def age_gender_model(model: LoadedModel) -> AgeGenderModel | AgeGenderHeads:
+    return AgeGenderHeads(model) if "model" in model.backends else AgeGenderModel(model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
 
-from services.agegender.model import AgeGenderModel
+from services.agegender.model import age_gender_model
 from services.runtime.analysis import CropServicer, crop_service
 from services.runtime.modelrepo import load_model
 from services.runtime.server import Registration
@@ -14,7 +14,7 @@ from services.runtime.settings import ServiceSettings
 
 class AgeGenderSettings(ServiceSettings):
     port: int = 50054
-    model: str = "agegender_cydral"
+    model: str = "agegender_faceplane"
 
 
 class AgeGenderServicer(CropServicer, analysis_pb2_grpc.AgeGenderServicer):
@@ -31,15 +31,15 @@ class AgeGenderServicer(CropServicer, analysis_pb2_grpc.AgeGenderServicer):
 
 
 def build(settings: AgeGenderSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
     service = analysis_pb2.DESCRIPTOR.services_by_name["AgeGender"]
-    predict = AgeGenderModel(loaded).predict
+    predict = age_gender_model(loaded).predict
     return [
         crop_service(
             AgeGenderServicer,
             predict,
             [loaded],
-            settings.backend,
+            settings,
             service,
             analysis_pb2_grpc.add_AgeGenderServicer_to_server,
         )

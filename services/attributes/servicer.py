@@ -33,10 +33,10 @@ class AttributesServicer(CropServicer, analysis_pb2_grpc.AttributesServicer):
 
 
 def build(settings: AttributesSettings) -> list[Registration]:
-    attributes = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
-    mask = load_model(settings.model_repo, settings.mask_model, settings.backend, settings.intra_op_threads)
+    attributes = load_model(settings.model_repo, settings.model, settings.backend_options())
+    mask = load_model(settings.model_repo, settings.mask_model, settings.backend_options())
     service = analysis_pb2.DESCRIPTOR.services_by_name["Attributes"]
     predict = AttributesModel(attributes, mask).predict
     # Both nets take the attributes model's crop (the mask net resizes it to its own input).
     add = analysis_pb2_grpc.add_AttributesServicer_to_server
-    return [crop_service(AttributesServicer, predict, [attributes, mask], settings.backend, service, add)]
+    return [crop_service(AttributesServicer, predict, [attributes, mask], settings, service, add)]

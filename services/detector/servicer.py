@@ -88,7 +88,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
 
 
 def build(settings: DetectorSettings) -> list[Registration]:
-    model = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    model = load_model(settings.model_repo, settings.model, settings.backend_options())
     info = model_info(model, settings.backend)
     pipeline = FacePipeline(MtcnnDetector(model), settings.max_pixels, settings.max_faces)
     name = detector_pb2.DESCRIPTOR.services_by_name["Detector"].full_name

@@ -13,7 +13,7 @@ from faceplane.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 from services.embedder.gallery import AlreadyExists, Gallery, InvalidArgument, Match, ModelMismatch, NotFound, Subject
 from services.embedder.model import EmbeddingModel, cosine
-from services.runtime.analysis import CropServicer, model_info, required_crop, service_info
+from services.runtime.analysis import CropServicer, ModelRunner, model_info, model_runner, required_crop, service_info
 from services.runtime.errors import abort
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
@@ -51,8 +51,15 @@ def _match(m: Match) -> embedder_pb2.Match:
 
 
 class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
-    def __init__(self, model: EmbeddingModel, gallery: Gallery, crop: CropConfig, info: common_pb2.ServiceInfo) -> None:
-        super().__init__(lambda crops: list(model.embed(crops)), crop, info)
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        run: ModelRunner[np.ndarray],
+        gallery: Gallery,
+        crop: CropConfig,
+        info: common_pb2.ServiceInfo,
+    ) -> None:
+        super().__init__(run, crop, info)
         self.threshold = model.threshold
         self.gallery = gallery
 
@@ -150,7 +157,7 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
 
 
 def build(settings: EmbedderSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
     model = EmbeddingModel(loaded)
     # Connects lazily (the service starts without Redis); timeouts so a stalled Redis cannot hold the worker threads
     # that model calls share.
@@ -164,7 +171,9 @@ def build(settings: EmbedderSettings) -> list[Registration]:
         client, loaded.config.name, loaded.config.version, model.dim, ef_runtime=settings.gallery_ef_runtime
     )
     crop = required_crop(loaded)
-    servicer = EmbedderServicer(model, gallery, crop, service_info([model_info(loaded, settings.backend)], crop))
+    run = model_runner(lambda crops: list(model.embed(crops)), loaded, settings)
+    info = service_info([model_info(loaded, settings.backend)], crop)
+    servicer = EmbedderServicer(model, run, gallery, crop, info)
     name = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
     probes = {GALLERY_HEALTH: client.ping}
     return [Registration(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, name, probes)]

@@ -29,7 +29,7 @@ class EmotionServicer(CropServicer, analysis_pb2_grpc.EmotionServicer):
 
 
 def build(settings: EmotionSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
     service = analysis_pb2.DESCRIPTOR.services_by_name["Emotion"]
     predict = EmotionModel(loaded).predict
     return [
@@ -37,7 +37,7 @@ def build(settings: EmotionSettings) -> list[Registration]:
             EmotionServicer,
             predict,
             [loaded],
-            settings.backend,
+            settings,
             service,
             analysis_pb2_grpc.add_EmotionServicer_to_server,
         )

@@ -49,7 +49,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
 
 
 def build(settings: GeneratorSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend, settings.intra_op_threads)
+    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
     servicer = GeneratorServicer(FaceGenerator(loaded), model_info(loaded, settings.backend))
     name = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
     return [Registration(servicer, generator_pb2_grpc.add_GeneratorServicer_to_server, name)]

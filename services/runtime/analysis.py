@@ -3,8 +3,8 @@ turn failures into coded gRPC errors, and describe itself."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -13,12 +13,15 @@ from faceplane.v1 import common_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
 from services.runtime.backends import BackendError
+from services.runtime.batching import DynamicBatcher
 from services.runtime.crops import CropError, crops_to_batch, spec_to_proto
 from services.runtime.errors import abort_invalid, abort_unavailable
 from services.runtime.modelrepo import CropConfig, LoadedModel
 from services.runtime.server import Registration
+from services.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
+ModelRunner = Callable[[np.ndarray], Awaitable[list[T]]]
 
 
 def model_info(model: LoadedModel, backend: str) -> common_pb2.ModelInfo:
@@ -35,19 +38,29 @@ def required_crop(model: LoadedModel) -> CropConfig:
     return model.config.crop
 
 
+def model_runner(
+    predict: Callable[[np.ndarray], list[T]], model: LoadedModel, settings: ServiceSettings
+) -> DynamicBatcher[T]:
+    """`predict` run in worker threads, batched across requests as the model's config.toml allows."""
+    limits = model.config.batching
+    size = limits.max_batch_size if settings.batching else 1
+    workers = settings.inference_workers or os.cpu_count() or 1
+    return DynamicBatcher(predict, model.config.name, size, limits.max_delay_ms, workers)
+
+
 async def predict_crops(
     context: grpc.aio.ServicerContext,
     crops: Sequence[common_pb2.FaceCrop],
     crop: CropConfig,
-    predict: Callable[[np.ndarray], list[T]],
+    run: ModelRunner[T],
 ) -> list[T]:
-    """Run `predict` on the request's crops as one (N, size, size, 3) uint8 batch, in a worker thread."""
+    """Run the model on the request's crops as one (N, size, size, 3) uint8 batch (or part of a larger one)."""
     try:
         batch = crops_to_batch(crops, crop)
     except CropError as exc:
         await abort_invalid(context, "invalid_crop", str(exc))
     try:
-        return await asyncio.to_thread(predict, batch)
+        return await run(batch)
     except BackendError as exc:
         await abort_unavailable(context, "model_unavailable", str(exc))
 
@@ -58,10 +71,8 @@ class CropServicer:
     A service's servicer inherits this and its generated base, and only builds its own response message.
     """
 
-    def __init__(
-        self, predict: Callable[[np.ndarray], list[Any]], crop: CropConfig, info: common_pb2.ServiceInfo
-    ) -> None:
-        self._predict = predict
+    def __init__(self, run: ModelRunner[Any], crop: CropConfig, info: common_pb2.ServiceInfo) -> None:
+        self._run = run
         self.crop = crop
         self.info = info
 
@@ -71,18 +82,19 @@ class CropServicer:
         return self.info
 
     async def predict(self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext) -> list[Any]:
-        return await predict_crops(context, request.crops, self.crop, self._predict)
+        return await predict_crops(context, request.crops, self.crop, self._run)
 
 
 def crop_service(
     servicer_cls: type[CropServicer],
     predict: Callable[[np.ndarray], list[Any]],
     models: Sequence[LoadedModel],
-    backend: str,
+    settings: ServiceSettings,
     service: ServiceDescriptor,
     add_to_server: Callable[[Any, grpc.aio.Server], None],
 ) -> Registration:
-    """Registration for a crop-analysis service whose crop is the first model's."""
+    """Registration for a crop-analysis service whose crop (and batching) is the first model's."""
     crop = required_crop(models[0])
-    info = service_info([model_info(m, backend) for m in models], crop)
-    return Registration(servicer_cls(predict, crop, info), add_to_server, service.full_name)
+    info = service_info([model_info(m, settings.backend) for m in models], crop)
+    run = model_runner(predict, models[0], settings)
+    return Registration(servicer_cls(run, crop, info), add_to_server, service.full_name)

@@ -27,6 +27,18 @@ RPC_IN_FLIGHT = Gauge(
     "RPCs being handled right now.",
     ["service", "method"],
 )
+MODEL_INFERENCE_SECONDS = Histogram(
+    "faceplane_model_inference_seconds",
+    "Time of one model call (one batch), by model.",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_BATCH_SIZE = Histogram(
+    "faceplane_model_batch_size",
+    "Crops per model call, by model.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 
 def serve_metrics(host: str, port: int) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.runtime.backends import InferenceBackend, create_backend
+from services.runtime.backends import BackendOptions, InferenceBackend, create_backend, served_name
 
 
 class CropConfig(BaseModel):
@@ -60,12 +60,14 @@ def read_config(model_dir: Path) -> ModelConfig:
         return ModelConfig.model_validate(tomllib.load(f))
 
 
-def load_model(model_repo: Path, name: str, backend: str = "onnx", intra_op_threads: int = 0) -> LoadedModel:
+def load_model(model_repo: Path, name: str, backend: BackendOptions | None = None) -> LoadedModel:
+    """The model folder's config, card and one backend per file (ONNX Runtime in-process unless told otherwise)."""
+    options = backend or BackendOptions()
     model_dir = model_repo / name
     config = read_config(model_dir)
     card = (model_dir / "card.md").read_text()
     backends = {
-        key: create_backend(backend, model_dir / filename, intra_op_threads=intra_op_threads)
+        key: create_backend(options, model_dir / filename, served_name(config.name, key))
         for key, filename in config.files.items()
     }
     return LoadedModel(config=config, backends=backends, card=card)

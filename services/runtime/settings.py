@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.runtime.backends import BackendKind, BackendOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,10 +21,19 @@ class ServiceSettings(BaseSettings):
     # 0 disables the metrics endpoint.
     metrics_port: int = 0
     model_repo: Path = REPO_ROOT / "model-repo"
-    backend: Literal["onnx"] = "onnx"
+    # Where inference runs: onnx (in-process, the default), torch (in-process, CUDA when present), or a model
+    # server over gRPC at backend_url: torchserve, tfserving, kserve_v2 (Triton, KServe, MLServer).
+    backend: BackendKind = "onnx"
+    backend_url: str = ""
+    backend_device: str = "auto"
+    backend_fp16: bool = True
+    backend_timeout_s: float = 10.0
+    backend_retries: int = 2
     # Threads ONNX Runtime may use per model call. One is fastest for our small models (measured in
     # model-repo/mtcnn/card.md): cores are better spent on concurrent requests, see inference_workers.
     intra_op_threads: int = 1
+    # Dynamic batching across concurrent requests, sized per model by [batching] in its config.toml.
+    batching: bool = True
     # Model calls running at once (worker threads); 0 means one per CPU core.
     inference_workers: int = 0
     log_level: str = "INFO"
@@ -32,6 +43,17 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = 64 * 1024 * 1024
     # Seconds between checks of what the service depends on (health names of its probes).
     probe_interval_s: float = 2.0
+
+    def backend_options(self) -> BackendOptions:
+        return BackendOptions(
+            kind=self.backend,
+            intra_op_threads=self.intra_op_threads,
+            device=self.backend_device,
+            fp16=self.backend_fp16,
+            url=self.backend_url,
+            timeout_s=self.backend_timeout_s,
+            retries=self.backend_retries,
+        )
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -24,7 +24,7 @@ ASTRONAUT_NORM = 1.4572879
 
 @cache
 def model() -> LoadedModel:
-    return load_model(REPO, "dlib_resnet", intra_op_threads=1)
+    return load_model(REPO, "dlib_resnet")
 
 
 def embed(crops: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_our_alignment_embeds_like_dlibs(which: str) -> None:
     image, shapes = dlib_faces(which)
     crop = model().config.crop
     assert crop is not None and crop.size == 150
-    detections = MtcnnDetector(load_model(REPO, "mtcnn", intra_op_threads=1)).detect(image)
+    detections = MtcnnDetector(load_model(REPO, "mtcnn")).detect(image)
     ours = []
     for shape in shapes:
         centre = np.array([[p.x, p.y] for p in shape.parts()]).mean(0)
