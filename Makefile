@@ -7,7 +7,7 @@ DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
 .PHONY: help install protos test lint run bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
-	models-rebuild-dlib models-rebuild-keras train-attributes train-agegender train-mask train-dcgan clean
+	models-rebuild-dlib models-rebuild-keras model-archives train-attributes train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench-gallery: $(STAMP)  ## Redis gallery: enrolment faces/s, identify p50/p99 a
 
 bench-enrol: $(STAMP)  ## enrolment through the embedder service: faces/s at 1 and 32 crops per call (10,000 faces)
 	$(PY) -m bench.enrol
+
+model-archives: $(STAMP)  ## a TorchServe .mar for every model file in model-repo/ → .cache/model-store/
+	$(PY) -m deploy.torchserve.archives
 
 eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
 	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import google.rpc.status_pb2
 import grpc_tools
 from grpc_tools import protoc
 
@@ -13,18 +14,25 @@ PROTO_ROOT = Path(__file__).resolve().parent
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
+# Ours, and the model servers' APIs we call (vendored unchanged; their google/* imports come from
+# googleapis-common-protos).
+PACKAGES = ("faceplane", "torchserve_grpc")
+
+
 def proto_files() -> list[Path]:
-    return sorted(PROTO_ROOT.glob("faceplane/**/*.proto"))
+    return sorted(p for package in PACKAGES for p in PROTO_ROOT.glob(f"{package}/**/*.proto"))
 
 
 def generate(out_dir: Path) -> list[Path]:
     """Write stubs for all protos into out_dir (mirroring the package layout) and return the files written."""
     include = Path(grpc_tools.__file__).parent / "_proto"
+    googleapis = Path(google.rpc.status_pb2.__file__).parents[2]  # holds google/rpc/status.proto
     files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
+        f"-I{googleapis}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
@@ -32,7 +40,8 @@ def generate(out_dir: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise RuntimeError("protoc failed")
-    return sorted(p for p in out_dir.glob("faceplane/**/*") if p.name.endswith(GENERATED_SUFFIXES))
+    written = (p for package in PACKAGES for p in out_dir.glob(f"{package}/**/*"))
+    return sorted(p for p in written if p.name.endswith(GENERATED_SUFFIXES))
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from protos.generate import PROTO_ROOT, generate
+from protos.generate import PACKAGES, PROTO_ROOT, generate
 
 
 def test_generated_stubs_have_not_drifted(tmp_path: Path) -> None:
@@ -12,7 +12,7 @@ def test_generated_stubs_have_not_drifted(tmp_path: Path) -> None:
         committed = PROTO_ROOT / path.relative_to(tmp_path)
         assert committed.exists(), f"{committed} missing: run make protos"
         assert committed.read_bytes() == path.read_bytes(), f"{committed} differs from the .proto: run make protos"
-    committed_all = {p.relative_to(PROTO_ROOT) for p in PROTO_ROOT.glob("faceplane/**/*_pb2*.py*")}
+    committed_all = {p.relative_to(PROTO_ROOT) for pkg in PACKAGES for p in PROTO_ROOT.glob(f"{pkg}/**/*_pb2*.py*")}
     assert committed_all == {p.relative_to(tmp_path) for p in fresh}, "stale stubs without a .proto"
 
 

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+BackendKind = Literal["onnx", "torch", "torchserve"]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    kind: BackendKind = "onnx"
+    # onnx / torch on the CPU: threads per model call (one is fastest for our small models, see ServiceSettings).
+    intra_op_threads: int = 1
+    # torch: "auto" (CUDA when there is one), "cpu", "cuda", "cuda:1", ...; fp16 autocast on CUDA.
+    device: str = "auto"
+    fp16: bool = True
+    # Model servers: host:port of their gRPC inference API, a deadline per call and retries on UNAVAILABLE.
+    url: str = ""
+    timeout_s: float = 10.0
+    retries: int = 2
 
 
 class BackendError(RuntimeError):
