@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 
-.PHONY: help install protos test lint run bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
+.PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives train-attributes train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
@@ -31,8 +31,14 @@ lint: $(STAMP)  ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8; Ctrl-C stops it
-	$(PY) -m deploy.local.stack
+run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090); Ctrl-C stops it
+	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus)
+
+bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (batching off/on), efficiency (~5 min)
+	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS))
+
+loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → loadtest/results/
+	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))
 
 bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
 	$(PY) -m bench.detect

@@ -9,9 +9,11 @@ Tests use the same functions to start real servers on free ports.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -232,9 +234,21 @@ class Stack:
             log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
             raise TimeoutError(f"{name} did not start; last log lines:\n{log}") from None
 
+    def start_prometheus(self) -> None:
+        """Debian's Prometheus with the repo's config (the default ports above) and alerts, on loopback."""
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus)")
+        port = self.ports.get("prometheus", 9090)
+        config = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+        args = [binary, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
+                f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+        self.procs["prometheus"] = spawn(args, {}, self.log_dir / "prometheus.log")
+        wait_tcp(port)
+
     def stop(self) -> None:
         # The gateway first so no request reaches a stopping service, Redis last so nothing loses its store.
-        order = ["gateway", *reversed(self.services), "redis"]
+        order = ["prometheus", "gateway", *reversed(self.services), "redis"]
         for name in order:
             if name in self.procs:
                 stop(self.procs.pop(name))
@@ -252,6 +266,9 @@ def default_ports() -> dict[str, int]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="The whole faceplane stack on loopback; Ctrl-C stops it.")
+    parser.add_argument("--prometheus", action="store_true", help="also Prometheus on :9090 with our alerts")
+    args = parser.parse_args()
     stack = Stack(ports=default_ports(), log_dir=REPO_ROOT / "var" / "log", data_dir=REPO_ROOT / "var" / "redis")
     stopping = False
 
@@ -263,6 +280,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     print("starting faceplane (logs in var/log/) ...", flush=True)
     stack.start()
+    if args.prometheus:
+        stack.start_prometheus()
     p = stack.ports
     print(f"""
 faceplane is running (loopback only):
@@ -271,6 +290,8 @@ faceplane is running (loopback only):
   Redis 8      redis://127.0.0.1:{p["redis"]}  (data in var/redis/)""")
     for name in stack.services:
         print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
+    if args.prometheus:
+        print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (alerts: deploy/prometheus/alerts.yml)")
     print("Ctrl-C stops everything.", flush=True)
     try:
         while not stopping:
