@@ -35,7 +35,7 @@ run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8
 	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus)
 
 bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (batching off/on), efficiency (~5 min)
-	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS))
+	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND))
 
 loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → loadtest/results/
 	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))

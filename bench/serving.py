@@ -153,7 +153,7 @@ async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[
     }
 
 
-def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float) -> list[dict[str, Any]]:
+def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float, backend: str) -> list[dict[str, Any]]:
     services = available_services()
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(
@@ -162,7 +162,9 @@ def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float) -> list
             data_dir=Path(tmp) / "redis",
             services=services,
         )
-        stack.extra_env = {f"FACEPLANE_{s.upper()}_BATCHING": str(batching).lower() for s in services}
+        for service in services:
+            stack.extra_env[f"FACEPLANE_{service.upper()}_BATCHING"] = str(batching).lower()
+            stack.extra_env[f"FACEPLANE_{service.upper()}_BACKEND"] = backend
         stack.start()
         try:
             url = f"http://127.0.0.1:{stack.ports['gateway']}"
@@ -182,6 +184,7 @@ def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float) -> list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--backend", default="onnx", help="the services' inference backend (torch: CUDA if present)")
     args = parser.parse_args()
     group = photo_640x480()
     photos = {
@@ -200,7 +203,7 @@ def main() -> None:
     e2e = []
     print("\n2. POST /v1/analyze, all features", flush=True)
     for batching in (False, True):
-        e2e += end_to_end(photos, batching, args.seconds)
+        e2e += end_to_end(photos, batching, args.seconds, args.backend)
     header = ["photo", "conc", "batching", "img/s", "faces/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
     print("\n" + " | ".join(header))
     for r in e2e:
@@ -219,6 +222,7 @@ def main() -> None:
 
     out = REPO / "bench" / "results" / "serving.json"
     record = {"date": str(datetime.date.today()), "machine": machine, "seconds_per_measurement": args.seconds,
+              "backend": args.backend,
               "raw_models": raw, "end_to_end": e2e, "efficiency": efficiency}  # fmt: skip
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out.relative_to(REPO)}")

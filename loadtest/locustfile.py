@@ -16,10 +16,15 @@ import uuid
 from typing import Any
 
 import grpc
+import grpc.experimental.gevent
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from locust import HttpUser, User, between, events, task
 
 from tests import images
+
+# Locust runs users as gevent greenlets: without this a blocking gRPC call stalls every user in the process (the
+# REST users' idle keep-alive connections then time out on the server: "Remote end closed connection").
+grpc.experimental.gevent.init_gevent()
 
 ONE_FACE = images.encode(images.astronaut(), quality=90)
 GROUP = images.encode(images.group_six(), quality=90)
@@ -81,7 +86,8 @@ class DetectorGrpcUser(User):
 
     wait_time = between(0.05, 0.2)
     address = os.environ.get("FACEPLANE_LOADTEST_DETECTOR", "")
-    weight = 1 if address else 0  # only when told where the detector is
+    # Two of them when told where the detector is, none otherwise; every other user is a RestUser.
+    fixed_count = 2 if address else 0
 
     def on_start(self) -> None:
         self.channel = grpc.insecure_channel(self.address)
