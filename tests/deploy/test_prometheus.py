@@ -1,4 +1,5 @@
-"""The Prometheus config and alerts in deploy/prometheus are valid, and the alerts fire when they should."""
+"""The Prometheus config (deploy/prometheus) and the alerts (the Helm chart's files/alerts.yml) are valid, and the
+alerts fire when they should."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_the_config_is_valid() -> None:
 
 
 def test_the_alert_rules_are_valid() -> None:
-    result = promtool("check", "rules", "alerts.yml")
+    result = promtool("check", "rules", "../helm/faceplane/files/alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,0 +1,168 @@
+"""Train a seven-emotion classifier on FER-2013 `train`, evaluate on `val` (PublicTest), export ONNX.
+
+    make train-emotion DATA=../shared/datasets              # GPU when there is one (AMP), else CPU
+    python model-repo/recipes/train_emotion.py --width 64 --epochs 60    # the GPU recipe
+    python model-repo/recipes/train_emotion.py --width 24 --epochs 12    # what fits a 2-core CPU in ~30 min
+
+Runs in the training environment (`make tools`). A VGG-style network on the 48×48 grey faces as FER ships them
+(the service cuts the same framing from photos: the FER template in `config.toml`), with flips, shifts, small
+rotations and zooms, and random erasing; label smoothing 0.1; AdamW with a one-cycle schedule; checkpoint after
+every epoch so a run resumes (`--work`). Prints the val accuracy per epoch; exports `model.onnx` that takes raw
+grey pixels NCHW (N, 1, 48, 48), 0..255, and answers softmax probabilities in FER's label order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small_cnn import TrainingRun
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+SIZE = 48
+SEED = 1234
+
+
+class EmotionNet(nn.Module):
+    """Four blocks of two 3×3 convolutions with batch norm (width, 2w, 4w, 8w channels; 48→24→12→6→3), global
+    average pooling, dropout 0.4, linear. Normalisation and softmax are inside the exported graph."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )  # fmt: skip
+
+        w = width
+        self.features = nn.Sequential(block(1, w), block(w, 2 * w), block(2 * w, 4 * w), block(4 * w, 8 * w))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(8 * w, 7))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x / 127.5 - 1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=1)
+
+
+def load(data_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(data_dir / "fer2013" / "fer2013_trainval.npz") as f:
+        return {k: f[k] for k in ("images", "labels", "usage")}
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip, rotate ±10°, zoom 0.9–1.1, shift ±4 px (one affine per face), then erase a random patch of a third."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) - 0.5) * (20 * torch.pi / 180)
+    scale = 1 + (torch.rand(n, generator=generator) - 0.5) * 0.2
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    shift = (torch.rand(n, 2, generator=generator) - 0.5) * (16 / SIZE)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
+    )
+    grid = nn.functional.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    x = nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    erase = torch.rand(n, generator=generator) < 0.5
+    top, left = torch.randint(0, SIZE - 16, (2,), generator=generator).tolist()
+    x[erase.to(x.device), :, top : top + 16, left : left + 16] = 127.5
+    return x
+
+
+def evaluate(model: EmotionNet, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        predictions = torch.cat([model.logits(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)])
+    return float((predictions == y).float().mean())
+
+
+def train(data: dict[str, np.ndarray], width: int, epochs: int, minutes: float, work: Path) -> tuple[EmotionNet, float]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    images = torch.from_numpy(data["images"]).float()[:, None]
+    labels = torch.from_numpy(data["labels"]).long()
+    is_train = torch.from_numpy(data["usage"] == "train")
+    x_train, y_train = images[is_train].to(device), labels[is_train].to(device)
+    x_val, y_val = images[~is_train].to(device), labels[~is_train].to(device)
+    batch = 128
+    run = TrainingRun(EmotionNet(width).to(device), epochs * ((len(x_train) + batch - 1) // batch), SEED)
+    model, generator = run.model, run.generator
+    checkpoint = work / f"checkpoint-w{width}-e{epochs}.pt"
+    start_epoch = run.resume(checkpoint)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+    scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
+    deadline = time.time() + minutes * 60
+    for epoch in range(start_epoch, epochs):
+        if time.time() > deadline:
+            print(f"stopping after {epoch} epochs: the {minutes:.0f}-minute budget is spent (rerun to resume)")
+            break
+        model.train()
+        started, total = time.time(), 0.0
+        for idx in torch.randperm(len(x_train), generator=generator).split(batch):
+            idx = idx.to(device)
+            with torch.autocast(device.type, torch.float16, enabled=device.type == "cuda"):
+                loss = loss_fn(model.logits(augment(x_train[idx].clone(), generator)), y_train[idx])
+            run.optimiser.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(run.optimiser)
+            scaler.update()
+            run.schedule.step()
+            total += loss.item() * len(idx)
+        accuracy = evaluate(model, x_val, y_val)
+        print(f"epoch {epoch + 1}/{epochs} loss {total / len(x_train):.4f} val accuracy {accuracy:.4f} "
+              f"({time.time() - started:.0f}s, {device.type})", flush=True)  # fmt: skip
+        run.save(checkpoint, epoch)
+    return model.cpu(), evaluate(model.cpu(), x_val.cpu(), y_val.cpu())
+
+
+def export(model: EmotionNet, out_dir: Path) -> Path:
+    import onnx
+
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.onnx"
+    torch.onnx.export(
+        model, (torch.zeros(1, 1, SIZE, SIZE),), str(path), input_names=["input"], output_names=["probabilities"],
+        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17, dynamo=False,
+    )  # fmt: skip
+    proto = onnx.load(str(path))
+    proto.ir_version = 8
+    onnx.save(proto, str(path))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-emotion")
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--minutes", type=float, default=1e9, help="wall-clock budget; a later run resumes")
+    parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "emotion_faceplane")
+    args = parser.parse_args()
+    torch.manual_seed(SEED)
+    args.work.mkdir(parents=True, exist_ok=True)
+    model, accuracy = train(load(args.data), args.width, args.epochs, args.minutes, args.work)
+    path = export(model, args.out)
+    metrics = {"val_accuracy": round(accuracy, 4), "width": args.width, "epochs": args.epochs,
+               "params": sum(p.numel() for p in model.parameters()),
+               "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}  # fmt: skip
+    (args.work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The Helm chart, statically: lint, render with the default and the GPU/TorchServe values, validate every manifest
+against the Kubernetes schemas (offline), and check the properties a cluster operator relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "faceplane"
+GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
+KUBERNETES = "1.33.0"
+CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
+WORKLOADS = {"Deployment", "StatefulSet"}
+MODEL_SERVICES = {"detector", "embedder", "emotion", "agegender", "attributes", "generator"}
+
+
+def helm_binary() -> str:
+    binary = os.environ.get("FACEPLANE_HELM") or shutil.which("helm") or str(REPO / ".cache" / "bin" / "helm")
+    if not Path(binary).exists() and not shutil.which(binary):
+        pytest.fail("helm is missing: `make .cache/bin/helm` fetches it (make test does)")
+    return binary
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def render(*values: Path, sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    args = ["template", "rel", str(CHART), "--namespace", "faces"]
+    for v in values:
+        args += ["-f", str(v)]
+    for s in sets:
+        args += ["--set", s]
+    result = helm(*args)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+@pytest.fixture(scope="module", params=["default", "gpu-torchserve"])
+def manifests(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return render(GPU_VALUES) if request.param == "gpu-torchserve" else render()
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def component(doc: dict[str, Any]) -> str:
+    return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for d in docs:
+        if d["kind"] in WORKLOADS:
+            yield d["metadata"]["name"], d["spec"]["template"]["spec"]
+        elif d["kind"] == "Pod":
+            yield d["metadata"]["name"], d["spec"]
+
+
+@pytest.mark.parametrize("values", [(), (GPU_VALUES,)], ids=["default", "gpu-torchserve"])
+def test_helm_lint_strict(values: tuple[Path, ...]) -> None:
+    result = helm("lint", "--strict", str(CHART), *(a for v in values for a in ("-f", str(v))))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_manifest_is_valid_kubernetes(manifests: list[dict[str, Any]]) -> None:
+    checked = 0
+    for doc in manifests:
+        if doc["kind"] in CRDS:
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)  # raises with the path of what is wrong
+        checked += 1
+    assert checked >= 30
+
+
+def test_every_container_is_probed_limited_and_unprivileged(manifests: list[dict[str, Any]]) -> None:
+    for name, spec in pod_specs(manifests):
+        pod_security = spec["securityContext"]
+        assert pod_security["runAsNonRoot"] is True and pod_security.get("runAsUser", 1) != 0, name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            where = f"{name}/{container['name']}"
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["capabilities"]["drop"] == ["ALL"], where
+            assert security.get("runAsUser", 1) != 0 and not security.get("privileged"), where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), f"{where} lacks {kind}"
+            if not name.endswith("test-readyz"):  # the helm test pod runs once and exits
+                assert "readinessProbe" in container and "livenessProbe" in container, where
+
+
+def test_model_services_use_native_grpc_health_probes(manifests: list[dict[str, Any]]) -> None:
+    services = [d for d in by_kind(manifests, "Deployment") if component(d) in MODEL_SERVICES]
+    assert {component(d) for d in services} == MODEL_SERVICES
+    for d in services:
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        port = container["ports"][0]["containerPort"]
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert container[probe]["grpc"]["port"] == port, (d["metadata"]["name"], probe)
+
+
+def test_each_deployment_scales_on_its_own_and_survives_voluntary_disruption(manifests: list[dict[str, Any]]) -> None:
+    deployments = {d["metadata"]["name"] for d in by_kind(manifests, "Deployment")}
+    pdbs = {d["metadata"]["name"] for d in by_kind(manifests, "PodDisruptionBudget")}
+    hpas = {d["spec"]["scaleTargetRef"]["name"] for d in by_kind(manifests, "HorizontalPodAutoscaler")}
+    assert deployments <= pdbs
+    assert {n for n in deployments if not n.endswith("modelserver")} <= hpas
+
+
+def test_only_the_gateway_is_reachable_and_services_only_from_it(manifests: list[dict[str, Any]]) -> None:
+    policies = {
+        d["metadata"]["name"].removeprefix("rel-faceplane-"): d["spec"] for d in by_kind(manifests, "NetworkPolicy")
+    }
+    assert {"gateway", "model-services", "redis"} <= set(policies)
+    services = policies["model-services"]
+    assert services["podSelector"]["matchLabels"]["faceplane.io/model-service"] == "true"
+    grpc_rule = services["ingress"][0]
+    assert grpc_rule["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "faceplane",
+                    "app.kubernetes.io/instance": "rel",
+                    "faceplane.io/gateway": "true",
+                }
+            }
+        }
+    ]
+    assert {p["port"] for p in grpc_rule["ports"]} == {50051, 50052, 50053, 50054, 50055, 50056}
+    redis = policies["redis"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert redis["app.kubernetes.io/component"] == "embedder"
+    # every pod of the release is selected by some policy (so nothing else is open by default)
+    labelled = [d for d in manifests if d["kind"] in WORKLOADS]
+    for d in labelled:
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert any(
+            all(labels.get(k) == v for k, v in p["podSelector"]["matchLabels"].items()) for p in policies.values()
+        ), d["metadata"]["name"]
+
+
+def test_gpu_values_put_model_servers_on_gpu_nodes() -> None:
+    docs = render(GPU_VALUES)
+    deployments = {component(d): d["spec"]["template"]["spec"] for d in by_kind(docs, "Deployment")}
+    server = deployments["modelserver"]
+    assert server["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert server["nodeSelector"] == {"nvidia.com/gpu.present": "true"} and server["tolerations"]
+    for name in ("detector", "embedder"):  # backend torch on their own GPU, -cuda images
+        container = deployments[name]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert container["image"].endswith(f"/{name}-cuda:0.1.0")
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "torch"} in container["env"]
+    emotion_env = deployments["emotion"]["containers"][0]["env"]
+    assert {"name": "FACEPLANE_EMOTION_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in emotion_env
+    assert "nvidia.com/gpu" not in deployments["gateway"]["containers"][0]["resources"]["limits"]
+
+
+def test_the_default_install_needs_no_gpu() -> None:
+    for _, spec in pod_specs(render()):
+        for container in spec["containers"]:
+            assert "nvidia.com/gpu" not in container["resources"]["limits"]
+
+
+def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
+    docs = render(sets=("services.generator.enabled=false",))
+    gateway = next(d for d in by_kind(docs, "Deployment") if component(d) == "gateway")
+    env = {e["name"]: e["value"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "rel-faceplane-detector:50051"
+    assert env["FACEPLANE_GATEWAY_GENERATOR_URL"] == ""
+    assert "generator" not in {component(d) for d in by_kind(docs, "Deployment")}
+    embedder = next(d for d in by_kind(docs, "Deployment") if component(d) == "embedder")
+    env = {e["name"]: e["value"] for e in embedder["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FACEPLANE_EMBEDDER_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"
+
+
+def test_redis_keeps_its_data() -> None:
+    docs = render()
+    (redis,) = by_kind(docs, "StatefulSet")
+    assert "--appendonly" in redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    external = render(sets=("redis.enabled=false", "redis.externalUrl=redis://redis.example:6379/0"))
+    assert not by_kind(external, "StatefulSet")
+
+
+def test_alerts_and_dashboard_ship_as_the_operator_and_grafana_want(tmp_path: Path) -> None:
+    docs = render(GPU_VALUES)
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yml").read_text())
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(yaml.safe_dump(rule["spec"]))
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: apt-get install prometheus (CI installs it in .ci/run)")
+    check = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    monitors = by_kind(docs, "ServiceMonitor")
+    assert {m["spec"]["endpoints"][0]["port"] for m in monitors} == {"http", "metrics"}
+    (dashboard,) = by_kind(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["faceplane.json"])["panels"]
+    exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
+    for metric in ("faceplane_http_request_seconds", "faceplane_grpc_server_handling_seconds",
+                   "faceplane_model_batch_size", "faceplane_grpc_server_errors_total"):  # fmt: skip
+        assert metric in exprs, metric
+
+
+def test_helm_test_hook_calls_readyz() -> None:
+    (pod,) = by_kind(render(), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert "/readyz" in " ".join(pod["spec"]["containers"][0]["command"])
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"gateway": {"port": 0}}, "gateway.port"),
+        ({"services": {"emotion": {"backend": "tensorflow"}}}, "backend"),
+        ({"services": {"facerec": {"enabled": True}}}, "facerec"),
+        ({"gateway": {"limits": {"maxFaces": 1000}}}, "maxFaces"),
+        ({"modelServer": {"gpu": {"count": 0, "resourceName": "nvidia.com/gpu"}}}, "count"),
+        ({"redis": {"externalUrl": "http://not-redis"}}, "externalUrl"),
+        ({"serviceDefaults": {"resources": {"requests": {"cpu": "lots", "memory": "1Gi"}}}}, "cpu"),
+    ],
+)
+def test_a_broken_values_file_is_rejected(tmp_path: Path, values: dict[str, Any], complaint: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(values))
+    result = helm("template", "rel", str(CHART), "-f", str(bad))
+    assert result.returncode != 0 and complaint in result.stderr, result.stderr
+
+
+def test_torchserve_backend_without_a_model_server_is_refused() -> None:
+    result = helm("template", "rel", str(CHART), "--set", "services.emotion.backend=torchserve")
+    assert result.returncode != 0 and "modelServer.enabled is false" in result.stderr
