@@ -17,6 +17,7 @@ from faceplane.v1 import (
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.breaker import CircuitBreaker
 from gateway.errors import ApiError
 from gateway.metrics import ClientMetrics
 from gateway.settings import Settings
@@ -111,7 +112,8 @@ class Services:
         ]
         for name, url in settings.service_urls().items():
             stub_cls, grpc_name = STUBS[name]
-            channel = grpc.aio.insecure_channel(url, options=options, interceptors=[ClientMetrics(name)])
+            breaker = CircuitBreaker(name, settings.breaker_failures, settings.breaker_cooldown_s)
+            channel = grpc.aio.insecure_channel(url, options=options, interceptors=[ClientMetrics(name), breaker])
             self.by_name[name] = Service(
                 name, url, channel, stub_cls(channel), health_pb2_grpc.HealthStub(channel), grpc_name
             )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -50,6 +50,11 @@ class HttpMetrics:
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
             HTTP_LATENCY.labels(path, scope["method"], str(status)).observe(time.perf_counter() - start)
+
+
+CIRCUIT_OPEN = Gauge(
+    "faceplane_circuit_open", "1 while the gateway's circuit to a service is open (calls refused at once).", ["service"]
+)
 
 
 class ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     detect_deadline_s: float = 10.0
     analysis_deadline_s: float = 10.0
     health_deadline_s: float = 1.0
+    # Circuit breaker per service: open after this many calls in a row fail UNAVAILABLE/DEADLINE_EXCEEDED, for
+    # this long; then one trial call.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
 
