@@ -1,0 +1,152 @@
+"""`faceplane`: the REST API from the command line, as tables or JSON.
+
+    faceplane analyze photo.jpg                       faceplane verify a.jpg b.jpg
+    faceplane detect photo.jpg --json                 faceplane enroll staff alice alice.jpg --create
+    faceplane identify staff photo.jpg --top-k 3      faceplane generate 4 --seed 7 --out faces/
+    faceplane anonymize photo.jpg --out anon.png
+
+The API is FACEPLANE_URL (default http://127.0.0.1:8080), the key FACEPLANE_API_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from faceplane_client.client import FaceplaneClient, FaceplaneError
+from faceplane_client.types import Face
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def box(face: Face) -> str:
+    b = face["box"]
+    return f"{b['x']:.0f},{b['y']:.0f} {b['width']:.0f}×{b['height']:.0f}"
+
+
+def face_rows(faces: list[Face]) -> list[list[str]]:
+    rows = []
+    for i, f in enumerate(faces):
+        top = sorted((f.get("attributes") or {}).items(), key=lambda kv: -kv[1])
+        rows.append([
+            str(i), box(f), f"{f['confidence']:.2f}",
+            f"{f['emotion']['label']}" if "emotion" in f else "",
+            f"{f['age']['value']:.0f}" if "age" in f else "",
+            f"{f['gender']['label']} {f['gender']['score']:.2f}" if "gender" in f else "",
+            f"{f['mask']['label']}" if "mask" in f else "",
+            ", ".join(name for name, p in top if p >= 0.5),
+            "; ".join(f"{k}: {v}" for k, v in (f.get("errors") or {}).items()),
+        ])  # fmt: skip
+    return rows
+
+
+FACE_HEADERS = ["#", "box", "conf", "emotion", "age", "gender", "mask", "attributes", "errors"]
+
+
+def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
+    """(the JSON answer, its table)."""
+    if args.command in ("detect", "analyze"):
+        answer = client.detect(args.image) if args.command == "detect" else client.analyze(args.image, args.features)
+        return answer, table(FACE_HEADERS, face_rows(answer["faces"]))
+    if args.command == "verify":
+        v = client.verify(args.image1, args.image2)
+        verdict = "same person" if v["match"] else "different people"
+        return v, f"{verdict}: similarity {v['similarity']:.3f} (threshold {v['threshold']:.3f})"
+    if args.command == "enroll":
+        if args.create:
+            try:
+                client.create_subject(args.collection, args.subject_id, args.name)
+            except FaceplaneError as exc:
+                if exc.code != "already_exists":
+                    raise
+        e = client.enroll(args.collection, args.subject_id, args.image)
+        return e, f"enrolled face {e['face_id']} for {args.subject_id} in {args.collection}"
+    if args.command == "identify":
+        answer = client.identify(args.collection, args.image, args.top_k, args.threshold)
+        rows = []
+        for i, f in enumerate(answer["faces"]):
+            rows += [[str(i), box(f), m["subject_id"], m["name"], f"{m['similarity']:.3f}"] for m in f["matches"]]
+            if not f["matches"]:
+                rows.append([str(i), box(f), "(nobody enrolled matches)", "", ""])
+        return answer, table(["#", "box", "subject", "name", "similarity"], rows)
+    if args.command == "generate":
+        pngs, seed = client.generate(args.count, args.seed)
+        args.out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, png in enumerate(pngs):
+            path = args.out / f"face-{seed}-{i}.png"
+            path.write_bytes(png)
+            paths.append(str(path))
+        return {"seed": seed, "files": paths}, "\n".join(paths) + f"\nseed {seed}"
+    if args.command == "anonymize":
+        data = client.anonymize(args.image, args.method)
+        args.out.write_bytes(data)
+        return {"file": str(args.out), "bytes": len(data)}, f"wrote {args.out} ({len(data)} bytes)"
+    raise AssertionError(args.command)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="faceplane", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--url", default=os.environ.get("FACEPLANE_URL", "http://127.0.0.1:8080"))
+    p.add_argument("--api-key", default=os.environ.get("FACEPLANE_API_KEY"))
+    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("detect", help="faces, boxes, landmarks").add_argument("image", type=Path)
+    analyze = sub.add_parser("analyze", help="faces with emotion, age, gender, mask, attributes")
+    analyze.add_argument("image", type=Path)
+    analyze.add_argument("--features", type=lambda s: s.split(","), help="e.g. emotion,age,gender")
+    verify = sub.add_parser("verify", help="are the largest faces of two photos the same person?")
+    verify.add_argument("image1", type=Path)
+    verify.add_argument("image2", type=Path)
+    enroll = sub.add_parser("enroll", help="add a face to a subject of a collection")
+    enroll.add_argument("collection")
+    enroll.add_argument("subject_id")
+    enroll.add_argument("image", type=Path)
+    enroll.add_argument("--create", action="store_true", help="create the subject first if it does not exist")
+    enroll.add_argument("--name", default="")
+    identify = sub.add_parser("identify", help="who is in the photo, among a collection's subjects")
+    identify.add_argument("collection")
+    identify.add_argument("image", type=Path)
+    identify.add_argument("--top-k", type=int)
+    identify.add_argument("--threshold", type=float)
+    generate = sub.add_parser("generate", help="new faces (PNG files)")
+    generate.add_argument("count", type=int)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--out", type=Path, default=Path("."))
+    anonymize = sub.add_parser("anonymize", help="the photo with every face replaced (or blurred)")
+    anonymize.add_argument("image", type=Path)
+    anonymize.add_argument("--method", choices=["generate", "blur"])
+    anonymize.add_argument("--out", type=Path, required=True)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        with FaceplaneClient(args.url, args.api_key) as client:
+            answer, text = run(args, client)
+    except FaceplaneError as exc:
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}) if args.json else f"error: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=2) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
