@@ -11,7 +11,7 @@ from gateway.clients import Services
 from gateway.errors import install_error_handlers
 from gateway.limits import BodySizeLimit
 from gateway.metrics import HttpMetrics
-from gateway.routes import anonymize, collections, faces, generate, health, verify
+from gateway.routes import anonymize, collections, demo, faces, generate, health, verify
 from gateway.settings import Settings
 
 # Room for multipart framing and form fields around the images (each may grow by 4/3 as base64).
@@ -44,4 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(anonymize.router)
     app.include_router(generate.router)
     app.include_router(health.router)
+    app.include_router(demo.router)
+    app.mount("/demo", demo.assets, name="demo")
     return app

@@ -1,0 +1,166 @@
+// faceplane demo: plain JavaScript against the REST API of the same origin.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+document.querySelectorAll("nav button").forEach((button) => {
+  button.addEventListener("click", () => {
+    document.querySelectorAll("nav button, .tab").forEach((el) => el.classList.remove("active"));
+    button.classList.add("active");
+    $(button.dataset.tab).classList.add("active");
+  });
+});
+
+async function call(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = body.error || { code: String(response.status), message: response.statusText };
+    throw new Error(`${error.code}: ${error.message}`);
+  }
+  return body;
+}
+
+function form(fields) {
+  const data = new FormData();
+  for (const [name, value] of Object.entries(fields)) data.append(name, value);
+  return data;
+}
+
+function show(id, text, isError = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle("error", isError);
+}
+
+// ---- analyze: boxes and landmarks over the photo, one card per face
+function describe(face) {
+  const parts = [];
+  if (face.emotion) parts.push(`${face.emotion.label}`);
+  if (face.age) parts.push(`age ${Math.round(face.age.value)}`);
+  if (face.gender) parts.push(`${face.gender.label} (${face.gender.score.toFixed(2)})`);
+  if (face.mask) parts.push(face.mask.label === "mask" ? "mask" : "no mask");
+  const attributes = Object.entries(face.attributes || {}).filter(([, p]) => p >= 0.5).map(([name]) => name.replace(/_/g, " "));
+  if (attributes.length) parts.push(attributes.join(", "));
+  if (face.errors) parts.push(`missing: ${Object.keys(face.errors).join(", ")}`);
+  return parts.join(" · ");
+}
+
+function draw(bitmap, faces) {
+  const canvas = $("canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  const line = Math.max(2, bitmap.width / 400);
+  ctx.lineWidth = line;
+  ctx.font = `${Math.max(14, bitmap.width / 60)}px system-ui`;
+  faces.forEach((face, i) => {
+    const { x, y, width, height } = face.box;
+    ctx.strokeStyle = ctx.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--box");
+    ctx.strokeRect(x, y, width, height);
+    ctx.fillText(String(i + 1), x, Math.max(12, y - line * 2));
+    ctx.fillStyle = "#f59e0b";
+    for (const [px, py] of Object.values(face.landmarks || {})) {
+      ctx.beginPath();
+      ctx.arc(px, py, line * 1.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  });
+  canvas.dataset.boxes = String(faces.length);
+}
+
+async function analyze(file) {
+  show("analyze-status", "analysing …");
+  $("faces").replaceChildren();
+  try {
+    // The browser shows the photo upright (EXIF applied); the API's boxes are in that orientation too.
+    const [bitmap, answer] = await Promise.all([
+      createImageBitmap(file, { imageOrientation: "from-image" }),
+      call("/v1/analyze", { method: "POST", body: form({ image: file }) }),
+    ]);
+    draw(bitmap, answer.faces);
+    for (const [i, face] of answer.faces.entries()) {
+      const item = document.createElement("li");
+      item.innerHTML = `<b>${i + 1}</b>`;
+      item.append(describe(face));
+      $("faces").append(item);
+    }
+    show("analyze-status", `${answer.faces.length} face${answer.faces.length === 1 ? "" : "s"}`);
+  } catch (error) {
+    show("analyze-status", error.message, true);
+  }
+}
+
+$("analyze-file").addEventListener("change", (event) => event.target.files[0] && analyze(event.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer.files[0]) analyze(event.dataTransfer.files[0]);
+});
+
+// ---- verify
+$("verify-go").addEventListener("click", async () => {
+  const [a, b] = [$("verify-1").files[0], $("verify-2").files[0]];
+  if (!a || !b) return show("verify-result", "choose two photos", true);
+  show("verify-result", "comparing …");
+  try {
+    const v = await call("/v1/verify", { method: "POST", body: form({ image1: a, image2: b }) });
+    show("verify-result", `${v.match ? "Same person" : "Different people"} — similarity ${v.similarity.toFixed(3)} (threshold ${v.threshold.toFixed(3)})`);
+  } catch (error) {
+    show("verify-result", error.message, true);
+  }
+});
+
+// ---- enrol & identify
+const collectionPath = () => `/v1/collections/${encodeURIComponent($("collection").value)}`;
+
+$("enrol-go").addEventListener("click", async () => {
+  const file = $("enrol-file").files[0];
+  const subject = $("subject").value;
+  if (!file || !subject) return show("identify-status", "a person id and a photo are needed", true);
+  try {
+    await call(`${collectionPath()}/subjects`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ subject_id: subject, name: $("subject-name").value }),
+    }).catch((error) => { if (!error.message.startsWith("already_exists")) throw error; });
+    const e = await call(`${collectionPath()}/subjects/${encodeURIComponent(subject)}/faces`, { method: "POST", body: form({ image: file }) });
+    show("identify-status", `enrolled face ${e.face_id} for ${subject}`);
+  } catch (error) {
+    show("identify-status", error.message, true);
+  }
+});
+
+$("identify-go").addEventListener("click", async () => {
+  const file = $("identify-file").files[0];
+  if (!file) return show("identify-status", "choose a photo", true);
+  $("identify-result").replaceChildren();
+  try {
+    const answer = await call(`${collectionPath()}/identify`, { method: "POST", body: form({ image: file }) });
+    for (const [i, face] of answer.faces.entries()) {
+      const item = document.createElement("li");
+      const best = face.matches[0];
+      item.innerHTML = `<b>${i + 1}</b>`;
+      item.append(best ? `${best.name || best.subject_id} (similarity ${best.similarity.toFixed(3)})` : "nobody enrolled");
+      $("identify-result").append(item);
+    }
+    show("identify-status", `${answer.faces.length} face(s)`);
+  } catch (error) {
+    show("identify-status", error.message, true);
+  }
+});
+
+// ---- generate
+$("generate-go").addEventListener("click", async () => {
+  const body = { count: Number($("count").value) };
+  if ($("seed").value !== "") body.seed = Number($("seed").value);
+  try {
+    const answer = await call("/v1/generate", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    $("generated").replaceChildren(...answer.images.map((png) => Object.assign(new Image(), { src: `data:image/png;base64,${png}`, alt: "generated face" })));
+    show("generate-status", `seed ${answer.seed}`);
+  } catch (error) {
+    show("generate-status", error.message, true);
+  }
+});
