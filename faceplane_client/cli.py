@@ -4,8 +4,11 @@
     faceplane detect photo.jpg --json                 faceplane enroll staff alice alice.jpg --create
     faceplane identify staff photo.jpg --top-k 3      faceplane generate 4 --seed 7 --out faces/
     faceplane anonymize photo.jpg --out anon.png
+    faceplane keys create --name app --scopes read,enrol --collections staff   # operators: talks to Redis
+    faceplane keys list | faceplane keys revoke <key id>
 
-The API is FACEPLANE_URL (default http://127.0.0.1:8080), the key FACEPLANE_API_KEY.
+The API is FACEPLANE_URL (default http://127.0.0.1:8080), the key FACEPLANE_API_KEY; `keys` works on the key
+store itself, the Redis at FACEPLANE_REDIS_URL (default redis://127.0.0.1:6379/0).
 """
 
 from __future__ import annotations
@@ -95,6 +98,39 @@ def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
     raise AssertionError(args.command)
 
 
+def keys(args: argparse.Namespace) -> tuple[Any, str]:
+    """API key administration, straight on the key store (where the gateway keeps them)."""
+    import asyncio
+
+    import redis.asyncio as redis
+
+    from gateway.keys import KeyStore
+
+    async def act() -> tuple[Any, str]:
+        client = redis.from_url(args.redis_url)
+        store = KeyStore(client)
+        try:
+            if args.keys_command == "create":
+                key, secret = await store.create(args.name, args.scopes, args.collections, args.rate, args.burst,
+                                                 args.concurrency)  # fmt: skip
+                answer = {**key.public(), "api_key": secret}
+                return answer, f"key {key.key_id} ({', '.join(sorted(key.scopes))}): {secret}\n(shown only now)"
+            if args.keys_command == "revoke":
+                if not await store.revoke(args.key_id):
+                    raise FaceplaneError(404, "not_found", f"no key {args.key_id}")
+                return {"key_id": args.key_id, "revoked": True}, f"revoked {args.key_id}"
+            listed = [k.public() for k in await store.all()]
+            rows = [[k["key_id"], k["name"], ",".join(k["scopes"]), ",".join(k["collections"]),
+                     f"{k['rate_per_s']:g}/s", "revoked" if k["revoked"] else "active"] for k in listed]  # fmt: skip
+            return listed, table(["id", "name", "scopes", "collections", "rate", "state"], rows)
+        except redis.RedisError as exc:
+            raise FaceplaneError(503, "key_store_unavailable", f"{args.redis_url}: {exc}") from exc
+        finally:
+            await client.aclose()
+
+    return asyncio.run(act())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="faceplane", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,18 +165,36 @@ def parser() -> argparse.ArgumentParser:
     anonymize.add_argument("image", type=Path)
     anonymize.add_argument("--method", choices=["generate", "blur"])
     anonymize.add_argument("--out", type=Path, required=True)
+    keys_parser = sub.add_parser("keys", help="create, list and revoke API keys (on the key store)")
+    keys_parser.add_argument("--redis-url", default=os.environ.get("FACEPLANE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", type=lambda s: s.split(","), default=["read"], help="read,enrol,admin")
+    create.add_argument("--collections", type=lambda s: s.split(","), default=["*"])
+    create.add_argument("--rate", type=float, default=10.0, help="requests per second (token bucket)")
+    create.add_argument("--burst", type=int, default=20)
+    create.add_argument("--concurrency", type=int, default=8, help="requests at once")
+    keys_sub.add_parser("revoke").add_argument("key_id")
+    keys_sub.add_parser("list")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        with FaceplaneClient(args.url, args.api_key) as client:
-            answer, text = run(args, client)
+        if args.command == "keys":
+            answer, text = keys(args)
+        else:
+            with FaceplaneClient(args.url, args.api_key) as client:
+                answer, text = run(args, client)
     except FaceplaneError as exc:
         print(json.dumps({"error": {"code": exc.code, "message": exc.message}}) if args.json else f"error: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1
+    except ValueError as exc:  # a bad key definition
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # this long; then one trial call.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=5.0, gt=0)
+    # API keys (gateway/keys.py): on unless told otherwise; `make run` and the tests' stacks turn it off.
+    auth: bool = True
+    # Redis for the API keys, rate limits and the audit log (the galleries' Redis will do).
+    redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
     log_json: bool = True
 

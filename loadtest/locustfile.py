@@ -3,6 +3,7 @@
     make loadtest                                   # the whole stack on loopback, 60 s at 16 users, CSV stats
     locust -f loadtest/locustfile.py --host https://faces.example.com  # a cluster: the web UI, REST users only
     FACEPLANE_LOADTEST_DETECTOR=10.0.0.5:50051 locust -f loadtest/locustfile.py ...   # also the gRPC user
+    FACEPLANE_API_KEY=fp_… locust -f loadtest/locustfile.py ...    # a gateway with API keys on (read + enrol)
 
 Photos are the tests' real ones (tests/images.py: skimage's astronaut and InsightFace's t1.jpg).
 """
@@ -42,6 +43,9 @@ class RestUser(HttpUser):
     wait_time = between(0.05, 0.2)
 
     def on_start(self) -> None:
+        key = os.environ.get("FACEPLANE_API_KEY")
+        if key:  # a key with read and enrol scopes, for a gateway with auth on
+            self.client.headers["Authorization"] = f"Bearer {key}"
         self.subject = f"person-{os.getpid()}-{next(_ids)}"
         with self.client.post(f"/v1/collections/{COLLECTION}/subjects", json={"subject_id": self.subject},
                               name="/v1/collections/{c}/subjects", catch_response=True) as r:  # fmt: skip

@@ -47,6 +47,7 @@ def degraded_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = free_port()
     env = {
         "FACEPLANE_GATEWAY_PORT": str(port),
+        "FACEPLANE_GATEWAY_AUTH": "false",
         "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{stack.ports['detector']}",
         "FACEPLANE_GATEWAY_EMOTION_URL": f"127.0.0.1:{free_port()}",
         "FACEPLANE_GATEWAY_AGEGENDER_URL": f"127.0.0.1:{free_port()}",

@@ -64,10 +64,15 @@ def free_port() -> int:
     raise RuntimeError("no free port found in 20000-32000")
 
 
+# Loaded here, in the parent: the child between fork and exec must not dlopen (another thread of a busy parent
+# may hold the loader's lock at fork time, and the child would wait for it forever).
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     # Linux: SIGTERM this child when the launcher dies, however it dies.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def spawn(args: list[str], env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen:
@@ -201,6 +206,10 @@ class Stack:
     def start_gateway(self) -> None:
         env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": f"127.0.0.1:{self.ports[s]}" for s in self.services}
         env["FACEPLANE_GATEWAY_PORT"] = str(self.ports["gateway"])
+        # On loopback, for one developer: no API keys (extra_env may turn them on); the audit log still runs.
+        env["FACEPLANE_GATEWAY_AUTH"] = "false"
+        if "redis" in self.ports:
+            env["FACEPLANE_GATEWAY_REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
         env.update(self.extra_env)
         self.procs["gateway"] = spawn([sys.executable, "-m", "gateway"], env, self.log_dir / "gateway.log")
 

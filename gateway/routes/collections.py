@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway.analysis import DetectOptions
+from gateway.auth import audit, require
 from gateway.recognition import Gallery
 from gateway.routes.deps import IMAGE_BODY, DetectOptionsDep, ImageDep, ServicesDep, SettingsDep
 from gateway.schemas import ERROR_RESPONSES
@@ -28,13 +29,19 @@ class NewSubject(BaseModel):
     name: str = Field(default="", max_length=256)
 
 
-@router.post("/subjects", status_code=201, responses=ERROR_RESPONSES)
-async def create_subject(collection: str, body: NewSubject, g: GalleryDep) -> Any:
+READ = [Depends(require("read"))]
+ENROL = [Depends(require("enrol"))]
+
+
+@router.post("/subjects", status_code=201, responses=ERROR_RESPONSES, dependencies=ENROL)
+async def create_subject(collection: str, body: NewSubject, g: GalleryDep, request: Request) -> Any:
     """A new subject (person) in the collection; 409 if the id is taken."""
-    return await g.create_subject(collection, body.subject_id, body.name)
+    subject = await g.create_subject(collection, body.subject_id, body.name)
+    await audit(request, "create_subject", collection=collection, subject_id=body.subject_id)
+    return subject
 
 
-@router.get("/subjects", responses=ERROR_RESPONSES)
+@router.get("/subjects", responses=ERROR_RESPONSES, dependencies=READ)
 async def list_subjects(
     collection: str,
     g: GalleryDep,
@@ -45,39 +52,50 @@ async def list_subjects(
     return await g.list_subjects(collection, page_size, page_token)
 
 
-@router.get("/subjects/{subject_id}", responses=ERROR_RESPONSES)
+@router.get("/subjects/{subject_id}", responses=ERROR_RESPONSES, dependencies=READ)
 async def get_subject(collection: str, subject_id: str, g: GalleryDep) -> Any:
     """A subject with the ids of its enrolled faces."""
     return await g.get_subject(collection, subject_id)
 
 
-@router.delete("/subjects/{subject_id}", status_code=204, responses=ERROR_RESPONSES)
-async def delete_subject(collection: str, subject_id: str, g: GalleryDep) -> Response:
+@router.delete("/subjects/{subject_id}", status_code=204, responses=ERROR_RESPONSES, dependencies=ENROL)
+async def delete_subject(collection: str, subject_id: str, g: GalleryDep, request: Request) -> Response:
     """Delete the subject and every enrolled vector of it."""
     await g.delete_subject(collection, subject_id)
+    await audit(request, "delete_subject", collection=collection, subject_id=subject_id)
     return Response(status_code=204)
 
 
-@router.post("/subjects/{subject_id}/faces", status_code=201, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
+@router.post(
+    "/subjects/{subject_id}/faces",
+    status_code=201,
+    responses=ERROR_RESPONSES,
+    openapi_extra=IMAGE_BODY,
+    dependencies=ENROL,
+)
 async def enrol_face(
     collection: str,
     subject_id: str,
     image: ImageDep,
     g: GalleryDep,
+    request: Request,
     skip_detection: Annotated[bool, Query(description="the image already is one aligned face")] = False,
     allow_multiple: Annotated[bool, Query(description="with several faces, enrol the largest")] = False,
 ) -> Any:
     """Enrol the face in the image (exactly one face, unless allow_multiple) for the subject."""
-    return await g.enrol(collection, subject_id, image, skip_detection, allow_multiple)
+    face = await g.enrol(collection, subject_id, image, skip_detection, allow_multiple)
+    await audit(request, "enrol_face", collection=collection, subject_id=subject_id, face_id=face["face_id"])
+    return face
 
 
-@router.delete("/subjects/{subject_id}/faces/{face_id}", status_code=204, responses=ERROR_RESPONSES)
-async def delete_face(collection: str, subject_id: str, face_id: str, g: GalleryDep) -> Response:
+@router.delete("/subjects/{subject_id}/faces/{face_id}", status_code=204, responses=ERROR_RESPONSES, dependencies=ENROL)
+async def delete_face(collection: str, subject_id: str, face_id: str, g: GalleryDep, request: Request) -> Response:
     await g.delete_face(collection, subject_id, face_id)
+    await audit(request, "delete_face", collection=collection, subject_id=subject_id, face_id=face_id)
     return Response(status_code=204)
 
 
-@router.post("/identify", responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
+@router.post("/identify", responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, dependencies=READ)
 async def identify(
     collection: str,
     image: ImageDep,

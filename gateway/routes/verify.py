@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from gateway.auth import check_collection
 from gateway.errors import ApiError
 from gateway.images import read_text_fields
 from gateway.routes.deps import ServicesDep, SettingsDep, checked_images, image_body
@@ -37,5 +38,7 @@ async def verify_route(
     if (collection is None) != (subject_id is None):
         raise ApiError(422, "invalid_request", "give both collection and subject_id, or neither (and image2)")
     subject = (collection, subject_id) if collection is not None and subject_id is not None else None
+    if subject:
+        check_collection(request, subject[0])
     images = await checked_images(request, settings, ("image1",) if subject else ("image1", "image2"))
     return await verify(services, settings, images, skip_detection, subject)

@@ -11,8 +11,14 @@ document.querySelectorAll("nav button").forEach((button) => {
   });
 });
 
-async function call(path, options) {
-  const response = await fetch(path, options);
+// The key stays in this browser (localStorage) and goes with every call.
+$("api-key").value = localStorage.getItem("faceplane-api-key") || "";
+$("api-key").addEventListener("change", () => localStorage.setItem("faceplane-api-key", $("api-key").value));
+
+async function call(path, options = {}) {
+  const key = $("api-key").value;
+  const headers = { ...(options.headers || {}), ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+  const response = await fetch(path, { ...options, headers });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = body.error || { code: String(response.status), message: response.statusText };

@@ -139,8 +139,11 @@ def test_only_the_gateway_is_reachable_and_services_only_from_it(manifests: list
         }
     ]
     assert {p["port"] for p in grpc_rule["ports"]} == {50051, 50052, 50053, 50054, 50055, 50056}
-    redis = policies["redis"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
-    assert redis["app.kubernetes.io/component"] == "embedder"
+    redis = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for peer in policies["redis"]["ingress"][0]["from"]
+    }
+    assert redis == {"embedder", "gateway"}
     # every pod of the release is selected by some policy (so nothing else is open by default)
     labelled = [d for d in manifests if d["kind"] in WORKLOADS]
     for d in labelled:
@@ -178,6 +181,8 @@ def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
     env = {e["name"]: e["value"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "rel-faceplane-detector:50051"
     assert env["FACEPLANE_GATEWAY_GENERATOR_URL"] == ""
+    assert env["FACEPLANE_GATEWAY_AUTH"] == "true"  # API keys on unless the values say otherwise
+    assert env["FACEPLANE_GATEWAY_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"
     assert "generator" not in {component(d) for d in by_kind(docs, "Deployment")}
     embedder = next(d for d in by_kind(docs, "Deployment") if component(d) == "embedder")
     env = {e["name"]: e["value"] for e in embedder["spec"]["template"]["spec"]["containers"][0]["env"]}

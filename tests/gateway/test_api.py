@@ -188,7 +188,11 @@ def test_without_a_detector_readiness_fails_and_detect_is_503(tmp_path) -> None:
     from deploy.local.stack import free_port, spawn, stop, wait_http_ok
 
     port = free_port()
-    env = {"FACEPLANE_GATEWAY_PORT": str(port), "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{free_port()}"}
+    env = {
+        "FACEPLANE_GATEWAY_PORT": str(port),
+        "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{free_port()}",
+        "FACEPLANE_GATEWAY_AUTH": "false",
+    }
     proc = spawn([sys.executable, "-m", "gateway"], env, tmp_path / "gateway.log")
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/healthz")

@@ -167,6 +167,7 @@ def test_a_gallery_without_redis_degrades_readiness_and_answers_503(stack, tmp_p
         [sys.executable, "-m", "gateway"],
         {
             "FACEPLANE_GATEWAY_PORT": str(gateway_port),
+            "FACEPLANE_GATEWAY_AUTH": "false",
             "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{stack.ports['detector']}",
             "FACEPLANE_GATEWAY_EMBEDDER_URL": f"127.0.0.1:{embedder_port}",
         },

@@ -160,5 +160,8 @@ def test_a_redis_restart_loses_no_enrolled_face_and_half_writes_nothing(stack: S
 
 
 def test_logs_name_the_faults(stack: Stack) -> None:
-    log = Path(stack.log_dir / "gateway.log").read_text()
-    assert "circuit opened" in log and "service unavailable" in log
+    def logged() -> bool:
+        log = Path(stack.log_dir / "gateway.log").read_text()
+        return "circuit opened" in log and "service unavailable" in log
+
+    eventually(logged, timeout_s=10)
