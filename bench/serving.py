@@ -48,7 +48,7 @@ BATCHES = (1, 4, 16, 32, 64)
 
 def analysis_models() -> dict[str, tuple[LoadedModel, Callable[[np.ndarray], Any]]]:
     """The default model of each analysis service and the function its service calls, by service."""
-    emotion = load_model(MODEL_REPO, "emotion_minixception")
+    emotion = load_model(MODEL_REPO, "emotion_faceplane")
     agegender = load_model(MODEL_REPO, "agegender_faceplane")
     attributes = load_model(MODEL_REPO, "celeba_attributes")
     embedder = load_model(MODEL_REPO, "dlib_resnet")

@@ -373,10 +373,10 @@ def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: di
     if results.get("previous"):
         lines += ["", "Previous defaults, as last measured, beside the models that replaced them:", ""]
         lines += ["| task | data | metric | previous model | result | now (model) |", "|---|---|---|---|---|---|"]
-        now = {(row[0], row[2]): row[3] for row in table_rows(results)}
         for task, old in results["previous"].items():
-            for row in table_rows({task: old}):
-                current = f"{now.get((row[0], row[2]), '')} ({results[task].get('model', '')})"
+            # the same rows, in the same order, for the old and the current result of the task
+            for row, now in zip(table_rows({task: old}), table_rows({task: results[task]}), strict=True):
+                current = f"{now[3]} ({results[task].get('model', '')})"
                 lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {old['model']} | {row[3]} | {current} |")
     if "attributes" in results:
         per = results["attributes"]["per_attribute"]

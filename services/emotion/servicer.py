@@ -14,7 +14,7 @@ from services.runtime.settings import ServiceSettings
 
 class EmotionSettings(ServiceSettings):
     port: int = 50053
-    model: str = "emotion_minixception"
+    model: str = "emotion_faceplane"
 
 
 class EmotionServicer(CropServicer, analysis_pb2_grpc.EmotionServicer):

@@ -15,7 +15,7 @@ COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
 SERVICE_MODELS = {
     "detector": {"mtcnn"},
     "embedder": {"dlib_resnet"},
-    "emotion": {"emotion_minixception"},
+    "emotion": {"emotion_faceplane", "emotion_minixception"},
     "agegender": {"agegender_faceplane", "agegender_cydral"},
     "attributes": {"celeba_attributes", "mask_faceplane", "mask_mobilenetv2"},
     "generator": {"dcgan_faces"},

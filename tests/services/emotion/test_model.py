@@ -1,4 +1,5 @@
-"""The FER-2013 emotion model on real faces, cut as the service path cuts them."""
+"""Both FER-2013 emotion models (ours, the default, and mini-Xception) on real faces, cut as the service path
+cuts them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from services.emotion.model import FER_LABELS, EmotionModel
 from tests import images
 from tests.services.conftest import model
 
+MODELS = ["emotion_faceplane", "emotion_minixception"]
 
-def test_laughing_faces_are_happy_and_scores_are_a_distribution(crops_for) -> None:
-    loaded = model("emotion_minixception")
+
+@pytest.mark.parametrize("name", MODELS)
+def test_laughing_faces_are_happy_and_scores_are_a_distribution(crops_for, name: str) -> None:
+    loaded = model(name)
     results = EmotionModel(loaded).predict(crops_for(loaded, images.group_six()))
     assert [r.label for r in results][2:4] == ["happy", "happy"]  # the two laughing men in t1.jpg
     for r in results:
@@ -20,6 +24,7 @@ def test_laughing_faces_are_happy_and_scores_are_a_distribution(crops_for) -> No
         assert r.label == max(r.scores, key=r.scores.get)
 
 
-def test_labels_are_exactly_fer_2013s() -> None:
-    assert model("emotion_minixception").config.labels == FER_LABELS
+@pytest.mark.parametrize("name", MODELS)
+def test_labels_are_exactly_fer_2013s(name: str) -> None:
+    assert model(name).config.labels == FER_LABELS
     assert np.unique(FER_LABELS).size == 7
