@@ -14,7 +14,7 @@ from gateway.errors import install_error_handlers
 from gateway.keys import KeyStore
 from gateway.limits import BodySizeLimit
 from gateway.metrics import HttpMetrics
-from gateway.routes import anonymize, audit, collections, demo, faces, generate, health, verify
+from gateway.routes import anonymize, audit, collections, demo, faces, generate, health, stream, verify
 from gateway.settings import Settings
 
 # Room for multipart framing and form fields around the images (each may grow by 4/3 as base64).
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(anonymize.router, dependencies=read)
     app.include_router(generate.router, dependencies=read)
     app.include_router(audit.router, dependencies=[Depends(require("admin"))])
+    app.include_router(stream.router)  # checks its key itself: a browser cannot set headers on a websocket
     app.include_router(health.router)
     app.include_router(demo.router)
     app.mount("/demo", demo.assets, name="demo")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as redis
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 from gateway.errors import ApiError
 from gateway.keys import ApiKey, KeyStore
@@ -20,11 +20,11 @@ log = logging.getLogger("faceplane.gateway")
 ANONYMOUS = ApiKey("anonymous", "auth off", frozenset({"admin"}))
 
 
-def key_store(request: Request) -> KeyStore:
+def key_store(request: Request | WebSocket) -> KeyStore:
     return request.app.state.keys
 
 
-def _secret(request: Request) -> str | None:
+def secret_of(request: Request | WebSocket) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
@@ -38,6 +38,41 @@ def check_collection(request: Request, collection: str) -> None:
         raise ApiError(403, "forbidden", f"this API key may not use the collection '{collection}'")
 
 
+async def admit(request: Request | WebSocket, secret: str | None, scope: str, collection: str | None) -> ApiKey:
+    """The key for `secret` if it may do `scope` (on `collection`) now; its concurrency slot is taken (give it
+    back with `release`). Raises the 401/403/429/503 a client should see."""
+    if secret is None:
+        raise ApiError(401, "unauthenticated", "send an API key: 'Authorization: Bearer <key>' or 'X-API-Key'")
+    store = key_store(request)
+    try:
+        key = await store.lookup(secret)
+    except redis.RedisError as exc:
+        raise ApiError(503, "auth_unavailable", f"the key store cannot be reached: {exc}") from exc
+    if key is None or key.revoked:
+        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+    if not key.may(scope):
+        raise ApiError(403, "forbidden", f"this API key lacks the '{scope}' scope")
+    if collection is not None and not key.may_use(collection):
+        raise ApiError(403, "forbidden", f"this API key may not use the collection '{collection}'")
+    try:
+        wait = await store.take_token(key)
+        admitted = wait == 0 and await store.enter(key)
+    except redis.RedisError as exc:
+        raise ApiError(503, "auth_unavailable", f"the key store cannot be reached: {exc}") from exc
+    if wait > 0:
+        raise ApiError(429, "rate_limited", f"rate limit of {key.rate_per_s:g}/s reached; retry in {wait:.1f} s",
+                       headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+    if not admitted:
+        raise ApiError(429, "too_many_concurrent", f"this API key already has {key.max_concurrent} requests "
+                       "running", headers={"Retry-After": "1"})  # fmt: skip
+    return key
+
+
+async def release(request: Request | WebSocket, key: ApiKey) -> None:
+    with contextlib.suppress(redis.RedisError):  # the slot expires by itself if Redis is gone
+        await key_store(request).leave(key)
+
+
 def require(scope: str) -> Callable[[Request], AsyncIterator[ApiKey]]:
     """A route dependency: the request's key, checked for `scope`, the path's collection, rate and concurrency."""
 
@@ -46,38 +81,12 @@ def require(scope: str) -> Callable[[Request], AsyncIterator[ApiKey]]:
             request.state.api_key = ANONYMOUS
             yield ANONYMOUS
             return
-        secret = _secret(request)
-        if secret is None:
-            raise ApiError(401, "unauthenticated", "send an API key: 'Authorization: Bearer <key>' or 'X-API-Key'")
-        store = key_store(request)
-        try:
-            key = await store.lookup(secret)
-        except redis.RedisError as exc:
-            raise ApiError(503, "auth_unavailable", f"the key store cannot be reached: {exc}") from exc
-        if key is None or key.revoked:
-            raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
-        if not key.may(scope):
-            raise ApiError(403, "forbidden", f"this API key lacks the '{scope}' scope")
-        collection = request.path_params.get("collection")
-        if collection is not None and not key.may_use(collection):
-            raise ApiError(403, "forbidden", f"this API key may not use the collection '{collection}'")
-        try:
-            wait = await store.take_token(key)
-            admitted = wait == 0 and await store.enter(key)
-        except redis.RedisError as exc:
-            raise ApiError(503, "auth_unavailable", f"the key store cannot be reached: {exc}") from exc
-        if wait > 0:
-            raise ApiError(429, "rate_limited", f"rate limit of {key.rate_per_s:g}/s reached; retry in {wait:.1f} s",
-                           headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
-        if not admitted:
-            raise ApiError(429, "too_many_concurrent", f"this API key already has {key.max_concurrent} requests "
-                           "running", headers={"Retry-After": "1"})  # fmt: skip
+        key = await admit(request, secret_of(request), scope, request.path_params.get("collection"))
         request.state.api_key = key
         try:
             yield key
         finally:
-            with contextlib.suppress(redis.RedisError):  # the slot expires by itself if Redis is gone
-                await store.leave(key)
+            await release(request, key)
 
     return authorised
 

@@ -170,3 +170,67 @@ $("generate-go").addEventListener("click", async () => {
     show("generate-status", error.message, true);
   }
 });
+
+// ---- live: webcam frames over a websocket; the server drops frames it cannot keep up with
+let live = null;
+
+async function startLive() {
+  const video = $("video");
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  video.srcObject = stream;
+  await video.play();
+  const key = $("api-key").value;
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream?features=emotion,age,gender${key ? `&key=${encodeURIComponent(key)}` : ""}`;
+  const socket = new WebSocket(url);
+  const grab = document.createElement("canvas");
+  let answered = 0;
+  let waiting = false;
+  live = { stream, socket, timer: null };
+  socket.onmessage = (event) => {
+    waiting = false;
+    const answer = JSON.parse(event.data);
+    if (answer.error && answer.frame === undefined) return show("live-status", `${answer.error.code}: ${answer.error.message}`, true);
+    answered += 1;
+    const overlay = $("overlay");
+    overlay.width = video.videoWidth;
+    overlay.height = video.videoHeight;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, overlay.width, overlay.height);
+    ctx.lineWidth = 3;
+    ctx.font = "16px system-ui";
+    for (const face of answer.faces || []) {
+      const { x, y, width, height } = face.box;
+      ctx.strokeStyle = ctx.fillStyle = "#22c55e";
+      ctx.strokeRect(x, y, width, height);
+      ctx.fillText(`#${face.track_id} ${describe(face)}`, x, Math.max(16, y - 6));
+    }
+    $("live-status").dataset.answered = String(answered);
+    show("live-status", `${answered} frames answered, ${answer.dropped} dropped, ${(answer.faces || []).length} face(s)`);
+  };
+  socket.onopen = () => {
+    // Up to 10 frames a second, and never more than one waiting for its answer.
+    live.timer = setInterval(() => {
+      if (waiting || socket.readyState !== WebSocket.OPEN || !video.videoWidth) return;
+      grab.width = video.videoWidth;
+      grab.height = video.videoHeight;
+      grab.getContext("2d").drawImage(video, 0, 0);
+      grab.toBlob((blob) => { waiting = true; socket.send(blob); }, "image/jpeg", 0.8);
+    }, 100);
+  };
+  socket.onclose = () => stopLive();
+  $("live-start").disabled = true;
+  $("live-stop").disabled = false;
+}
+
+function stopLive() {
+  if (!live) return;
+  clearInterval(live.timer);
+  live.stream.getTracks().forEach((track) => track.stop());
+  if (live.socket.readyState === WebSocket.OPEN) live.socket.close();
+  live = null;
+  $("live-start").disabled = false;
+  $("live-stop").disabled = true;
+}
+
+$("live-start").addEventListener("click", () => startLive().catch((error) => show("live-status", error.message, true)));
+$("live-stop").addEventListener("click", stopLive);

@@ -142,3 +142,21 @@ def test_biometric_writes_are_audited_without_images(secure_api: httpx.Client, r
     assert [e["action"] for e in mine] == ["delete_subject", "delete_face", "enrol_face", "create_subject"]
     assert mine[1]["face_id"] == face_id and all(e["collection"] == "audited" for e in mine)
     assert all(len(json.dumps(e)) < 400 for e in mine)  # ids and times, never image data
+
+
+def test_the_video_stream_wants_a_key_too(secure_api: httpx.Client, redis_url: str) -> None:
+    from websocket import create_connection
+
+    url = str(secure_api.base_url).replace("http://", "ws://").rstrip("/") + "/v1/stream"
+    refused = create_connection(url, timeout=30)
+    try:
+        assert json.loads(refused.recv())["error"]["code"] == "unauthenticated"
+    finally:
+        refused.close()
+    key = new_key(redis_url, scopes="read")
+    stream = create_connection(f"{url}?key={key['api_key']}&features=age", timeout=60)  # browsers send no headers
+    try:
+        stream.send_binary(ONE_FACE)
+        assert len(json.loads(stream.recv())["faces"]) == 1
+    finally:
+        stream.close()

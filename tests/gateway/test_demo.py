@@ -31,9 +31,10 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox", "--disable-background-networking"]
-        )
+        # A fake camera (Chromium's test pattern) and no permission prompt, for the live mode.
+        args = ["--no-sandbox", "--disable-background-networking", "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream"]  # fmt: skip
+        browser = p.chromium.launch(executable_path=chromium_path(), args=args)
         yield browser
         browser.close()
 
@@ -110,3 +111,13 @@ def test_a_broken_file_shows_the_api_error(page: Page, tmp_path: Path) -> None:
     broken.write_bytes(b"\xff\xd8\xff nothing")
     page.set_input_files("#analyze-file", str(broken))
     expect(page.locator("#analyze-status")).to_have_class("status error", timeout=30_000)
+
+
+def test_live_mode_streams_camera_frames_and_gets_answers(page: Page) -> None:
+    page.click("nav button[data-tab=live]")
+    page.click("#live-start")
+    expect(page.locator("#live-status")).to_contain_text("frames answered", timeout=60_000)
+    page.wait_for_function("() => Number(document.getElementById('live-status').dataset.answered || 0) >= 3",
+                           timeout=60_000)  # fmt: skip
+    page.click("#live-stop")
+    expect(page.locator("#live-start")).to_be_enabled()
