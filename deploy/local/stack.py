@@ -10,7 +10,6 @@ Tests use the same functions to start real servers on free ports.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import random
 import shutil
@@ -64,28 +63,25 @@ def free_port() -> int:
     raise RuntimeError("no free port found in 20000-32000")
 
 
-# Loaded here, in the parent: the child between fork and exec must not dlopen (another thread of a busy parent
-# may hold the loader's lock at fork time, and the child would wait for it forever).
-_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Linux: SIGTERM this child when the launcher dies, however it dies.
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+# The child asks Linux to SIGTERM it when the launcher dies (PR_SET_PDEATHSIG survives exec), then becomes the
+# real command. Done in a tiny Python of its own rather than with Popen's preexec_fn: preexec_fn runs Python in a
+# forked copy of a busy, threaded parent (grpc's at-fork handlers, the dynamic loader's lock), which hung here.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 def spawn(args: list[str], env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen:
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child gets its own copy
     try:
         return subprocess.Popen(
-            args,
+            [sys.executable, "-c", _DIE_WITH_PARENT, *args],
             env={**os.environ, **env},
             cwd=REPO_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
     finally:
         if log_path:

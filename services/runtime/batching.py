@@ -1,8 +1,9 @@
 """Dynamic batching: crops from concurrent requests are run through the model together.
 
 A request's crops are never split. A batch closes when the next request would push it past `max_batch_size`
-rows, or `max_delay_ms` after its first request arrived, whichever comes first; up to `workers` batches run at
-once in worker threads, and while they run the next batch fills. With `max_batch_size` 1 (or batching off) every
+rows, or `max_delay_ms` after its first request arrived, whichever comes first — and at once when no other
+batch is running (an idle model never waits for company). Up to `workers` batches run at once in worker
+threads, and while they run the next batch fills. With `max_batch_size` 1 (or batching off) every
 request is its own model call, as without this module.
 """
 
@@ -73,9 +74,10 @@ class DynamicBatcher(Generic[T]):
             carry = None
             batch, size = [first], len(first.rows)
             deadline = first.arrived + self.max_delay_s
-            # Gather until full or the first request has waited max_delay; a worker must be free to run it.
+            # Gather until full or the first request has waited max_delay — but only while other batches keep the
+            # workers busy: with nothing running, waiting would only add latency, so take what is queued and go.
             while size < self.max_batch_size:
-                timeout = deadline - time.monotonic()
+                timeout = deadline - time.monotonic() if self._running else 0
                 try:
                     item = (
                         self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)

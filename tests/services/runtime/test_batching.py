@@ -93,3 +93,16 @@ def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
         return await kept
 
     assert asyncio.run(scenario()) == [2.0]
+
+
+def test_an_idle_model_does_not_wait_for_company() -> None:
+    """With nothing else running, a lone request goes at once instead of waiting max_delay_ms (5 s here)."""
+    model = RowSums()
+    batcher = DynamicBatcher(model, "test", max_batch_size=32, max_delay_ms=5000, workers=1)
+
+    async def scenario() -> float:
+        started = asyncio.get_running_loop().time()
+        await batcher(np.array([[1.0]], dtype=np.float32))
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(scenario()) < 2.5
