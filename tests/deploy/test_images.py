@@ -98,6 +98,11 @@ def test_a_service_image_holds_only_its_own_models(service: str) -> None:
         assert "recipes" not in copied
 
 
+def test_the_gateway_image_carries_the_key_commands() -> None:
+    copied = " ".join(line for stage in chain("gateway") for line in stage if line.startswith("COPY"))
+    assert "faceplane_client" in copied and " gateway gateway" in copied
+
+
 def test_the_build_context_leaves_out_data_caches_and_tests() -> None:
     ignored = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".cache", ".git", "tests", "model-repo/recipes", "var"} <= ignored
