@@ -12,8 +12,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gateway.analysis import DetectOptions, analyze, parse_features
 from gateway.auth import ANONYMOUS, admit, release, secret_of
+from gateway.clients import Services
 from gateway.errors import ApiError, error_body
 from gateway.images import inspect_header
+from gateway.settings import Settings
 from gateway.tracking import Tracker
 
 router = APIRouter()
@@ -86,8 +88,8 @@ async def stream(ws: WebSocket, features: str = "emotion,age,gender", max_faces:
 
 
 async def answer(
-    services: Any, settings: Any, data: bytes, options: DetectOptions, features: set[str], tracker: Tracker,
-    number: int, dropped: int,
+    services: Services, settings: Settings, data: bytes, options: DetectOptions, features: set[str],
+    tracker: Tracker, number: int, dropped: int,
 ) -> dict[str, Any]:  # fmt: skip
     try:
         if len(data) > MAX_FRAME_BYTES:
