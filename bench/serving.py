@@ -44,9 +44,10 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_REPO = REPO / "model-repo"
 FEATURES = "emotion,age,gender,mask,attributes,embedding"
 BATCHES = (1, 4, 16, 32, 64)
+Models = dict[str, tuple[LoadedModel, Callable[[np.ndarray], Any]]]
 
 
-def analysis_models() -> dict[str, tuple[LoadedModel, Callable[[np.ndarray], Any]]]:
+def analysis_models() -> Models:
     """The default model of each analysis service and the function its service calls, by service."""
     emotion = load_model(MODEL_REPO, "emotion_faceplane")
     agegender = load_model(MODEL_REPO, "agegender_faceplane")
@@ -69,12 +70,11 @@ def faces_per_s(fn: Callable[[np.ndarray], Any], crops: np.ndarray, seconds: flo
     return done / (time.perf_counter() - start)
 
 
-def raw_models(photo: np.ndarray, seconds: float) -> list[dict[str, Any]]:
+def raw_models(models: Models, pipeline: FacePipeline, photo: np.ndarray, seconds: float) -> list[dict[str, Any]]:
     """Each model alone on real crops of `photo`'s faces, repeated up to the batch size."""
-    pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn")), 10**8, 100)
     data = images.encode(photo, quality=92)
     rows = []
-    for service, (model, fn) in analysis_models().items():
+    for service, (model, fn) in models.items():
         assert model.config.crop is not None
         crops = np.stack([f.crops[0] for f in pipeline.run(data, [model.config.crop]).faces])
         per_batch = {b: faces_per_s(fn, np.resize(crops, (b, *crops.shape[1:])), seconds) for b in BATCHES}
@@ -91,10 +91,8 @@ def raw_models(photo: np.ndarray, seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
-def pipeline_faces_per_s(data: bytes, seconds: float) -> float:
+def pipeline_faces_per_s(models: Models, pipeline: FacePipeline, data: bytes, seconds: float) -> float:
     """Everything /v1/analyze computes, in-process with no network, one image per worker thread on all cores."""
-    models = analysis_models()
-    pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn")), 10**8, 100)
     crops = [m.config.crop for m, _ in models.values()]
 
     def one() -> int:
@@ -194,12 +192,14 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}"
     print(f"faceplane serving benchmark · {machine} · {datetime.date.today()}", flush=True)
 
-    raw = raw_models(group, args.seconds / 4)
+    models = analysis_models()
+    pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn")), 10**8, 100)
+    raw = raw_models(models, pipeline, group, args.seconds / 4)
     print(f"\n1. each model alone, in-process (ONNX Runtime, 1 thread)\n{'model':44} {'batch 1':>9} {'best':>9}")
     for r in raw:
         print(f"{r['model']:44} {r['batch_1']:9.1f} {r['best']:9.1f}  (batch {r['best_batch']}) faces/s")
 
-    pipeline = {photo: pipeline_faces_per_s(data, args.seconds) for photo, data in photos.items()}
+    in_process = {photo: pipeline_faces_per_s(models, pipeline, data, args.seconds) for photo, data in photos.items()}
     e2e = []
     print("\n2. POST /v1/analyze, all features", flush=True)
     for batching in (False, True):
@@ -214,7 +214,7 @@ def main() -> None:
 
     efficiency = {}
     print("\n3. serving efficiency: best end-to-end faces/s ÷ in-process pipeline faces/s (all cores)")
-    for photo, raw_rate in pipeline.items():
+    for photo, raw_rate in in_process.items():
         best = max(r["faces_per_s"] for r in e2e if r["photo"] == photo)
         efficiency[photo] = {"pipeline_faces_per_s": raw_rate, "best_end_to_end_faces_per_s": best,
                              "efficiency": best / raw_rate}  # fmt: skip

@@ -218,8 +218,7 @@ def train(data: dict[str, np.ndarray], epochs: int) -> tuple[Heads, dict[str, fl
 
 def export(model: Heads, out_dir: Path) -> Path:
     """Backbone (fp16-stored weights, as the embedder ships) + heads → one graph: input → gender, age."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from dlib_resnet_export import finish
+    from dlib_resnet_export import finish  # needs dlib: imported only here, for the export
 
     model.eval()
     heads_path = out_dir / "heads.onnx"

@@ -7,7 +7,6 @@ import base64
 import io
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -26,6 +25,7 @@ from deploy.torchserve.archives import (
 from services.runtime.backends import BackendError, BackendOptions, create_backend
 from services.runtime.backends.onnx import OnnxBackend
 from tests import images
+from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
 
 pytestmark = pytest.mark.slow
@@ -57,26 +57,6 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop_torchserve(proc)
-
-
-def sample_inputs(path: Path) -> dict[str, np.ndarray]:
-    session = OnnxBackend(path)._session
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for arg in session.get_inputs():
-        shape = [2 if not isinstance(d, int) else d for d in arg.shape]
-        if "mtcnn" in str(path):
-            shape = (
-                [2, 3, 60, 80]
-                if "pnet" in path.name
-                else [2, *(d if isinstance(d, int) else 48 for d in arg.shape[1:])]
-            )
-        feeds[arg.name] = (
-            rng.integers(0, 256, shape, dtype=np.uint8)
-            if "uint8" in arg.type
-            else rng.standard_normal(shape).astype(np.float32)
-        )
-    return feeds
 
 
 def test_every_model_file_answers_as_onnx_runtime_does(torchserve: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from services.runtime.backends import BackendOptions, create_backend
 from services.runtime.backends.onnx import OnnxBackend
 from services.runtime.backends.torch import TorchBackend
+from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
 
 # onnx2torch has no converter for Pad from opset 18, which Cydral's age network uses.
@@ -17,26 +18,12 @@ UNSUPPORTED = {"agegender_cydral/age.onnx"}
 FILES = sorted(str(p.relative_to(MODEL_REPO)) for p in MODEL_REPO.glob("*/*.onnx"))
 
 
-def sample_inputs(backend: OnnxBackend, path: str) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for arg in backend._session.get_inputs():
-        shape = [3 if not isinstance(d, int) else d for d in arg.shape]
-        if path.startswith("mtcnn/"):
-            shape = [3, 3, 60, 80] if "pnet" in path else [3, *(d if isinstance(d, int) else 48 for d in arg.shape[1:])]
-        if "uint8" in arg.type:
-            feeds[arg.name] = rng.integers(0, 256, shape, dtype=np.uint8)
-        else:
-            feeds[arg.name] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
-
-
 @pytest.mark.parametrize("path", [f for f in FILES if f not in UNSUPPORTED])
 def test_matches_onnx_runtime(path: str) -> None:
     reference = OnnxBackend(MODEL_REPO / path)
     torch_backend = create_backend(BackendOptions(kind="torch", device="cpu"), MODEL_REPO / path, "x")
     assert isinstance(torch_backend, TorchBackend) and torch_backend.output_names == reference.output_names
-    feeds = sample_inputs(reference, path)
+    feeds = sample_inputs(MODEL_REPO / path, batch=3)
     expected, got = reference.run(feeds), torch_backend.run(feeds)
     for name, value in expected.items():
         assert got[name].shape == value.shape
