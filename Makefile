@@ -124,7 +124,7 @@ train-attributes: $(TOOLS)/.ready  ## train the CelebA attribute model on $(DATA
 train-emotion: $(TOOLS)/.ready  ## train the emotion model on FER-2013 in $(DATA) (GPU: ~10 min; CPU: WIDTH=32 EPOCHS=15, ~45 min)
 	$(TOOLS)/bin/python model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
-train-agegender: $(TOOLS)/.ready  ## train the age/gender heads on UTKFace in $(DATA) (CPU ~5 min) → model-repo/agegender_faceplane
+train-agegender: $(TOOLS)/.ready  ## train the age/gender heads on UTKFace in $(DATA) (CPU ~8 min) → model-repo/agegender_faceplane
 	$(TOOLS)/bin/python model-repo/recipes/train_agegender.py --data $(DATA)
 
 train-dcgan: $(TOOLS)/.ready  ## train the DCGAN face generator on CelebA crops (CPU: MINUTES=19) → model-repo/dcgan_faces

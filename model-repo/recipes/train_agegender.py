@@ -1,6 +1,6 @@
 """Train age and gender heads on top of the embedder's frozen dlib ResNet, and ship them as one ONNX graph.
 
-    make train-agegender DATA=../shared/datasets    # prepare features (CPU ~10 min), train (~1 min), export
+    make train-agegender DATA=../shared/datasets    # prepare features (CPU ~7 min), train (~1 min), export
 
 Runs in the training environment (`make tools`). The faces are cut by the service path itself (MTCNN landmarks →
 `align_face` with the embedder's 150 px dlib template; the whole image where no face is found, as the service does
