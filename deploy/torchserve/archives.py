@@ -19,22 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local.stack import REPO_ROOT, free_port, spawn, wait_tcp
-from services.runtime.backends import served_name
-from services.runtime.modelrepo import read_config
+from services.runtime.modelrepo import served_files
 
 HANDLER = REPO_ROOT / "services" / "runtime" / "backends" / "torchserve_handler.py"
 DEFAULT_STORE = REPO_ROOT / ".cache" / "model-store"
-
-
-def model_files(model_repo: Path, models: list[str] | None = None) -> dict[str, Path]:
-    """Served name → ONNX file, for every file of every model folder (or of the named ones)."""
-    out = {}
-    for config_path in sorted(model_repo.glob("*/config.toml")):
-        config = read_config(config_path.parent)
-        if models is None or config.name in models:
-            for key, filename in config.files.items():
-                out[served_name(config.name, key)] = config_path.parent / filename
-    return out
 
 
 def build_archives(model_repo: Path, store: Path, models: list[str] | None = None) -> list[Path]:
@@ -42,7 +30,7 @@ def build_archives(model_repo: Path, store: Path, models: list[str] | None = Non
     store.mkdir(parents=True, exist_ok=True)
     archiver = shutil.which("torch-model-archiver", path=str(Path(sys.executable).parent)) or "torch-model-archiver"
     built = []
-    for name, onnx_file in model_files(model_repo, models).items():
+    for name, onnx_file in served_files(model_repo, models).items():
         mar = store / f"{name}.mar"
         newest_input = max(onnx_file.stat().st_mtime, HANDLER.stat().st_mtime)
         if not mar.exists() or mar.stat().st_mtime < newest_input:

@@ -71,3 +71,15 @@ def load_model(model_repo: Path, name: str, backend: BackendOptions | None = Non
         for key, filename in config.files.items()
     }
     return LoadedModel(config=config, backends=backends, card=card)
+
+
+def served_files(model_repo: Path, models: list[str] | None = None) -> dict[str, Path]:
+    """Served name → ONNX file, for every file of every model folder (or of the named ones): what a model server
+    must hold for the services to run on it."""
+    out = {}
+    for config_path in sorted(model_repo.glob("*/config.toml")):
+        config = read_config(config_path.parent)
+        if models is None or config.name in models:
+            for key, filename in config.files.items():
+                out[served_name(config.name, key)] = config_path.parent / filename
+    return out

@@ -21,8 +21,8 @@ class ServiceSettings(BaseSettings):
     # 0 disables the metrics endpoint.
     metrics_port: int = 0
     model_repo: Path = REPO_ROOT / "model-repo"
-    # Where inference runs: onnx (in-process, the default), torch (in-process, CUDA when present), or torchserve
-    # (TorchServe's gRPC inference API at backend_url).
+    # Where inference runs: onnx (in-process, the default), torch (in-process, CUDA when present), torchserve
+    # (TorchServe's gRPC inference API at backend_url) or tfserving (TF Serving's gRPC Predict API at backend_url).
     backend: BackendKind = "onnx"
     backend_url: str = ""
     backend_device: str = "auto"

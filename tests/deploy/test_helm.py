@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "faceplane"
 GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
+TFSERVING_VALUES = CHART / "ci" / "gpu-tfserving-values.yaml"
 KUBERNETES = "1.33.0"
 CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -46,9 +47,12 @@ def render(*values: Path, sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-@pytest.fixture(scope="module", params=["default", "gpu-torchserve"])
+VALUES_FILES = {"default": (), "gpu-torchserve": (GPU_VALUES,), "gpu-tfserving": (TFSERVING_VALUES,)}
+
+
+@pytest.fixture(scope="module", params=list(VALUES_FILES))
 def manifests(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    return render(GPU_VALUES) if request.param == "gpu-torchserve" else render()
+    return render(*VALUES_FILES[request.param])
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -67,7 +71,7 @@ def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
             yield d["metadata"]["name"], d["spec"]
 
 
-@pytest.mark.parametrize("values", [(), (GPU_VALUES,)], ids=["default", "gpu-torchserve"])
+@pytest.mark.parametrize("values", list(VALUES_FILES.values()), ids=list(VALUES_FILES))
 def test_helm_lint_strict(values: tuple[Path, ...]) -> None:
     result = helm("lint", "--strict", str(CHART), *(a for v in values for a in ("-f", str(v))))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -167,6 +171,42 @@ def test_gpu_values_put_model_servers_on_gpu_nodes() -> None:
     emotion_env = deployments["emotion"]["containers"][0]["env"]
     assert {"name": "FACEPLANE_EMOTION_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in emotion_env
     assert "nvidia.com/gpu" not in deployments["gateway"]["containers"][0]["resources"]["limits"]
+
+
+def test_tfserving_values_run_tf_serving_and_send_the_analysis_services_there() -> None:
+    docs = render(TFSERVING_VALUES)
+    deployments = {component(d): d["spec"]["template"]["spec"] for d in by_kind(docs, "Deployment")}
+    server = deployments["modelserver"]["containers"][0]
+    assert server["image"].endswith("/tfserving-cuda:0.1.0") and server["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {p["name"]: p["containerPort"] for p in server["ports"]} == {"grpc": 8500, "http": 8501}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/v1/models/mtcnn-pnet", "port": "http"}
+    assert "env" not in server  # TorchServe's worker setting has no meaning there
+    service = next(d for d in by_kind(docs, "Service") if component(d) == "modelserver")
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {
+        "grpc": "grpc",
+        "http": "http",
+        "metrics": 8501,
+    }
+    policy = next(d for d in by_kind(docs, "NetworkPolicy") if component(d) == "modelserver")
+    assert [rule["ports"][0]["port"] for rule in policy["spec"]["ingress"]] == [8500, 8501]
+    for name in ("emotion", "agegender", "attributes", "generator"):
+        env = deployments[name]["containers"][0]["env"]
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "tfserving"} in env
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in env
+    assert {"name": "FACEPLANE_DETECTOR_BACKEND", "value": "onnx"} in deployments["detector"]["containers"][0]["env"]
+
+
+def test_a_backend_that_is_not_the_model_servers_kind_is_refused() -> None:
+    result = helm(
+        "template",
+        "rel",
+        str(CHART),
+        "--set",
+        "modelServer.enabled=true",
+        "--set",
+        "services.emotion.backend=tfserving",
+    )
+    assert result.returncode != 0 and "modelServer.kind is torchserve" in result.stderr
 
 
 def test_the_default_install_needs_no_gpu() -> None:

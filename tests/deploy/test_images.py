@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploy.tfserving.models import SERVING_ROOT
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
@@ -20,7 +22,8 @@ SERVICE_MODELS = {
     "attributes": {"celeba_attributes", "mask_faceplane", "mask_mobilenetv2"},
     "generator": {"dcgan_faces"},
 }
-TARGETS = ["gateway", *SERVICE_MODELS, "torchserve", "torchserve-cuda", *(f"{s}-cuda" for s in SERVICE_MODELS)]
+MODEL_SERVERS = ["torchserve", "torchserve-cuda", "tfserving", "tfserving-cuda"]
+TARGETS = ["gateway", *SERVICE_MODELS, *MODEL_SERVERS, *(f"{s}-cuda" for s in SERVICE_MODELS)]
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|clang)\b")
 
 
@@ -96,6 +99,16 @@ def test_a_service_image_holds_only_its_own_models(service: str) -> None:
         }
         assert copied and copied <= SERVICE_MODELS[service], (target, copied)
         assert "recipes" not in copied
+
+
+@pytest.mark.parametrize("target", ["tfserving", "tfserving-cuda"])
+def test_tf_serving_serves_the_exported_base_path_with_its_config(target: str) -> None:
+    lines = [line for stage in chain(target) for line in stage]
+    assert f"COPY --from=savedmodels --chown=10001:10001 /opt/tfserving-models {SERVING_ROOT}" in lines
+    entry = next(line for line in lines if line.startswith("ENTRYPOINT"))
+    assert f"--model_config_file={SERVING_ROOT}/models.config" in entry and "--port=8500" in entry
+    export = " ".join(stages()["savedmodels"][1])
+    assert "-m deploy.tfserving.models --base /opt/tfserving-models" in export
 
 
 def test_the_gateway_image_carries_the_key_commands() -> None:

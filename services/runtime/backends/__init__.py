@@ -26,6 +26,10 @@ def create_backend(options: BackendOptions, path: Path, served: str) -> Inferenc
         from services.runtime.backends.torchserve import TorchServeBackend
 
         return TorchServeBackend(path, served, options)
+    if options.kind == "tfserving":
+        from services.runtime.backends.tfserving import TfServingBackend
+
+        return TfServingBackend(path, served, options)
     raise ValueError(f"unknown inference backend {options.kind!r}")
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-BackendKind = Literal["onnx", "torch", "torchserve"]
+BackendKind = Literal["onnx", "torch", "torchserve", "tfserving"]
 
 
 @dataclass(frozen=True)

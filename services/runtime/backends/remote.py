@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,11 +13,26 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
-from services.runtime.backends.base import BackendError
+from services.runtime.backends.base import BackendError, BackendOptions, InferenceBackend
 
 T = TypeVar("T")
 # Codes worth another try: the server is restarting, overloaded, or a connection broke.
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# One channel per server address for the whole process: gRPC multiplexes the model calls over it.
+_channels: dict[str, grpc.Channel] = {}
+_channels_lock = threading.Lock()
+
+
+def channel_to(url: str) -> grpc.Channel:
+    with _channels_lock:
+        if url not in _channels:
+            options = [
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ]
+            _channels[url] = grpc.insecure_channel(url, options=options)
+        return _channels[url]
 
 
 def onnx_io_names(path: Path) -> tuple[list[str], list[str]]:
@@ -51,3 +67,33 @@ def call_with_retries(call: Callable[[], T], retries: int, what: str) -> T:
                 continue
             raise BackendError(f"{what}: {code.name if code else 'error'}: {exc.details()}") from exc
     raise AssertionError("unreachable")
+
+
+class ModelServerBackend(InferenceBackend):
+    """A model file served by a model server as `served`: its tensor names from the ONNX file, the server's
+    channel, and the deadline and retries of every call; subclasses make the call."""
+
+    server = "a model server"
+
+    def __init__(self, path: Path, served: str, options: BackendOptions) -> None:
+        if not options.url:
+            raise ValueError(f"the {self.kind} backend needs backend_url (host:port of {self.server})")
+        self.served = served
+        self.timeout_s = options.timeout_s
+        self.retries = options.retries
+        self._inputs, self._outputs = onnx_io_names(path)
+        self.channel = channel_to(options.url)
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        return self._outputs
+
+    def call(self, method: Callable[..., T], request: object) -> T:
+        """One RPC with this backend's deadline and retries; failures as BackendError."""
+        return call_with_retries(
+            lambda: method(request, timeout=self.timeout_s), self.retries, f"{self.kind} {self.served}"
+        )

@@ -125,3 +125,13 @@ spec:
       {{- include "faceplane.selector" . | nindent 6 }}
 {{- end }}
 {{- end -}}
+
+{{- /* The model server container's ports, fixed by its image: TorchServe's config, TF Serving's entrypoint (metrics
+on the REST port, at /metrics per the image's monitoring.config). */ -}}
+{{- define "faceplane.modelServerPorts" -}}
+{{- if eq .kind "tfserving" -}}
+{grpc: 8500, http: 8501, metrics: 8501}
+{{- else -}}
+{grpc: 7070, http: 8080, metrics: 8082}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,107 @@
+"""What the model-server backend tests share: waiting for a server's models, every model file against ONNX Runtime,
+and a second full stack on the server whose answers must match the in-process stack's."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from deploy.local.stack import Stack, available_services, free_port
+from services.runtime.backends import BackendError, BackendOptions, create_backend
+from services.runtime.backends.onnx import OnnxBackend
+from services.runtime.modelrepo import served_files
+from tests import images
+from tests.onnx_inputs import sample_inputs
+from tests.services.conftest import MODEL_REPO
+
+TOLERANCE = 1e-3
+
+
+def wait_until_every_model_answers(options: BackendOptions, timeout_s: float = 180) -> None:
+    """Model servers load in the background; a model still loading answers UNAVAILABLE or NOT_FOUND."""
+    deadline = time.monotonic() + timeout_s
+    for name, path in served_files(MODEL_REPO).items():
+        backend = create_backend(options, path, name)
+        while True:
+            try:
+                backend.run(sample_inputs(path))
+                break
+            except BackendError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+def assert_every_model_file_matches_onnx_runtime(options: BackendOptions) -> None:
+    for name, path in served_files(MODEL_REPO).items():
+        feeds = sample_inputs(path)
+        expected = OnnxBackend(path).run(feeds)
+        got = create_backend(options, path, name).run(feeds)
+        assert set(got) == set(expected), name
+        for key, value in expected.items():
+            assert got[key].shape == value.shape and got[key].dtype == value.dtype, (name, key)
+            assert np.abs(got[key] - value).max() <= TOLERANCE * max(1.0, float(np.abs(value).max())), (name, key)
+
+
+def stack_on(kind: str, url: str, log_dir: Path, data_dir: Path) -> Iterator[httpx.Client]:
+    """A second gateway and set of services, every one of them with `backend = kind` at `url`."""
+    services = available_services()
+    names = ["gateway", "redis", *services]
+    stack = Stack(ports={name: free_port() for name in names}, log_dir=log_dir, data_dir=data_dir, services=services)
+    for service in services:
+        stack.extra_env[f"FACEPLANE_{service.upper()}_BACKEND"] = kind
+        stack.extra_env[f"FACEPLANE_{service.upper()}_BACKEND_URL"] = url
+    stack.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['gateway']}", timeout=120) as client:
+            yield client
+    finally:
+        stack.stop()
+
+
+def analyze(client: httpx.Client) -> list[dict]:
+    r = client.post(
+        "/v1/analyze",
+        files={"image": ("g.jpg", images.encode(images.group_six()), "image/jpeg")},
+        params={"features": "emotion,age,gender,mask,attributes,embedding"},
+    )
+    assert r.status_code == 200, r.text
+    assert not r.json().get("errors"), r.json()["errors"]
+    return r.json()["faces"]
+
+
+def assert_same_analysis(api: httpx.Client, other: httpx.Client, tolerance: float = TOLERANCE) -> float:
+    """Same faces, same labels, and every score, age/100 and embedding value within `tolerance`; returns the
+    largest difference seen."""
+    ours, theirs = analyze(api), analyze(other)
+    assert len(ours) == len(theirs) == 6
+    worst = 0.0
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.allclose(list(a["box"].values()), list(b["box"].values()), atol=0.05)
+        for feature in ("emotion", "gender", "mask"):
+            assert a[feature]["label"] == b[feature]["label"], feature
+        pairs = [(a["emotion"]["scores"][k], b["emotion"]["scores"][k]) for k in a["emotion"]["scores"]]
+        pairs += [(a[f]["score"], b[f]["score"]) for f in ("gender", "mask")]
+        pairs += [(a["age"]["value"] / 100, b["age"]["value"] / 100)]
+        pairs += [(value, b["attributes"][name]) for name, value in a["attributes"].items()]
+        pairs += list(zip(a["embedding"], b["embedding"], strict=True))
+        worst = max(worst, max(abs(x - y) for x, y in pairs))
+    assert worst <= tolerance, worst
+    return worst
+
+
+def assert_same_generated_faces(api: httpx.Client, other: httpx.Client) -> None:
+    def faces(client: httpx.Client) -> list[np.ndarray]:
+        r = client.post("/v1/generate", json={"count": 2, "seed": 7})
+        assert r.status_code == 200, r.text
+        return [np.asarray(Image.open(io.BytesIO(base64.b64decode(s)))).astype(int) for s in r.json()["images"]]
+
+    for a, b in zip(faces(api), faces(other), strict=True):
+        assert np.abs(a - b).max() <= 1
