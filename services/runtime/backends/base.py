@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-BackendKind = Literal["onnx", "torch", "torchserve", "tfserving"]
+BackendKind = Literal["onnx", "torch", "torchserve", "tfserving", "kserve_v2"]
 
 
 @dataclass(frozen=True)

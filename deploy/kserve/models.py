@@ -1,0 +1,76 @@
+"""A model repository for MLServer with every model file of model-repo/, and MLServer on loopback (tests).
+
+    python -m deploy.kserve.models   # → .cache/mlserver-models/<model>-<key>/model-settings.json
+
+MLServer runs in its own environment (`make tools-mlserver`, .cache/mlserver: it pins protobuf < 7, which our
+gRPC stubs outgrew) with our runtime (mlserver_runtime.py). Triton and KServe speak the same protocol: for them, a
+model repository of the same ONNX files is all the kserve_v2 backend needs (not tested here: neither runs here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from deploy.local.stack import REPO_ROOT, spawn, stop, wait_tcp
+from services.runtime.modelrepo import served_files
+
+MLSERVER_ENV = REPO_ROOT / ".cache" / "mlserver"
+DEFAULT_REPOSITORY = REPO_ROOT / ".cache" / "mlserver-models"
+RUNTIME = "deploy.kserve.mlserver_runtime.OnnxModel"
+
+
+def write_repository(model_repo: Path, repository: Path) -> dict[str, Path]:
+    """One folder per served model file with its model-settings.json; returns served name → folder."""
+    folders = {}
+    for name, onnx_file in served_files(model_repo).items():
+        folder = repository / name
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = {"name": name, "implementation": RUNTIME, "parameters": {"uri": str(onnx_file.resolve())}}
+        (folder / "model-settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        folders[name] = folder
+    return folders
+
+
+def start_mlserver(
+    repository: Path, grpc_port: int, http_port: int, metrics_port: int, log_path: Path
+) -> subprocess.Popen:
+    """MLServer serving `repository` as our child, in-process workers; returns once its gRPC port listens."""
+    settings = {
+        "host": "127.0.0.1",
+        "grpc_port": grpc_port,
+        "http_port": http_port,
+        "metrics_port": metrics_port,
+        "parallel_workers": 0,
+        "grpc_max_message_length": 64 * 1024 * 1024,  # 4 MB, the default, is less than a big photo's P-Net input
+        "load_models_at_startup": True,
+    }
+    (repository / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    mlserver = MLSERVER_ENV / "bin" / "mlserver"
+    if not mlserver.exists():
+        raise FileNotFoundError(f"{mlserver}: no MLServer environment; run `make tools-mlserver`")
+    env = {"PYTHONPATH": str(REPO_ROOT), "MLSERVER_METRICS_DIR": str(log_path.parent / "mlserver-metrics")}
+    proc = spawn([str(mlserver), "start", str(repository)], env, log_path)
+    try:
+        wait_tcp(grpc_port, timeout_s=180)
+    except TimeoutError:
+        stop(proc)
+        raise
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-repo", type=Path, default=REPO_ROOT / "model-repo")
+    parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
+    args = parser.parse_args()
+    for name, folder in write_repository(args.model_repo, args.repository).items():
+        print(f"{name:<28} {folder}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

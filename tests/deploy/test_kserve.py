@@ -1,0 +1,77 @@
+"""The kserve_v2 backend (Open Inference Protocol over gRPC) against a real server of that protocol: MLServer
+1.7.1 with our ONNX runtime. Every answer must match the in-process ONNX Runtime stack's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
+from deploy.local.stack import free_port, stop
+from services.runtime.backends import BackendError, BackendOptions, create_backend
+from tests.deploy.model_servers import (
+    assert_every_model_file_matches_onnx_runtime,
+    assert_same_analysis,
+    assert_same_generated_faces,
+    stack_on,
+    wait_until_every_model_answers,
+)
+from tests.onnx_inputs import sample_inputs
+from tests.services.conftest import MODEL_REPO
+
+pytestmark = pytest.mark.slow
+EMOTION = MODEL_REPO / "emotion_minixception" / "model.onnx"
+
+
+@pytest.fixture(scope="module")
+def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    write_repository(MODEL_REPO, DEFAULT_REPOSITORY)
+    grpc_port = free_port()
+    log = tmp_path_factory.mktemp("mlserver") / "mlserver.log"
+    proc = start_mlserver(DEFAULT_REPOSITORY, grpc_port, free_port(), free_port(), log)
+    url = f"127.0.0.1:{grpc_port}"
+    try:
+        wait_until_every_model_answers(BackendOptions(kind="kserve_v2", url=url, timeout_s=30, retries=0))
+        yield url
+    finally:
+        stop(proc)
+
+
+def test_every_model_file_answers_as_onnx_runtime_does(mlserver: str) -> None:
+    assert_every_model_file_matches_onnx_runtime(BackendOptions(kind="kserve_v2", url=mlserver))
+
+
+def test_a_model_the_server_does_not_have_is_a_backend_error(mlserver: str) -> None:
+    backend = create_backend(BackendOptions(kind="kserve_v2", url=mlserver, retries=0), EMOTION, "no-such-model")
+    with pytest.raises(BackendError, match=r"NOT_FOUND.*no-such-model"):
+        backend.run(sample_inputs(EMOTION))
+
+
+def test_a_tensor_of_the_wrong_shape_is_a_backend_error_and_the_server_lives_on(mlserver: str) -> None:
+    options = BackendOptions(kind="kserve_v2", url=mlserver, retries=0)
+    backend = create_backend(options, EMOTION, "emotion_minixception-model")
+    with pytest.raises(BackendError, match="INVALID_ARGUMENT"):
+        backend.run({"input": np.zeros((1, 1, 32, 32), np.float32)})
+    assert backend.run(sample_inputs(EMOTION))["probabilities"].shape == (2, 7)
+
+
+def test_a_server_that_is_down_is_a_backend_error_after_the_retries() -> None:
+    options = BackendOptions(kind="kserve_v2", url=f"127.0.0.1:{free_port()}", timeout_s=2, retries=1)
+    with pytest.raises(BackendError, match="UNAVAILABLE"):
+        create_backend(options, EMOTION, "emotion_minixception-model").run(sample_inputs(EMOTION))
+
+
+@pytest.fixture(scope="module")
+def mlserver_api(mlserver: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    yield from stack_on("kserve_v2", mlserver, tmp_path_factory.mktemp("oip-logs"), tmp_path_factory.mktemp("oip-db"))
+
+
+def test_every_service_answers_through_mlserver_as_in_process(api: httpx.Client, mlserver_api: httpx.Client) -> None:
+    assert_same_analysis(api, mlserver_api)
+
+
+def test_the_generator_makes_the_same_faces_through_mlserver(api: httpx.Client, mlserver_api: httpx.Client) -> None:
+    assert_same_generated_faces(api, mlserver_api)
