@@ -15,7 +15,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from deploy.local.stack import REPO_ROOT, spawn, stop, wait_tcp
+from deploy.local.stack import REPO_ROOT, spawn_listening
+from services.runtime.backends.remote import MAX_MESSAGE_BYTES
 from services.runtime.modelrepo import served_files
 
 MLSERVER_ENV = REPO_ROOT / ".cache" / "mlserver"
@@ -45,7 +46,7 @@ def start_mlserver(
         "http_port": http_port,
         "metrics_port": metrics_port,
         "parallel_workers": 0,
-        "grpc_max_message_length": 64 * 1024 * 1024,  # 4 MB, the default, is less than a big photo's P-Net input
+        "grpc_max_message_length": MAX_MESSAGE_BYTES,  # 4 MB, the default, is less than a big photo's P-Net input
         "load_models_at_startup": True,
     }
     (repository / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
@@ -53,13 +54,7 @@ def start_mlserver(
     if not mlserver.exists():
         raise FileNotFoundError(f"{mlserver}: no MLServer environment; run `make tools-mlserver`")
     env = {"PYTHONPATH": str(REPO_ROOT), "MLSERVER_METRICS_DIR": str(log_path.parent / "mlserver-metrics")}
-    proc = spawn([str(mlserver), "start", str(repository)], env, log_path)
-    try:
-        wait_tcp(grpc_port, timeout_s=180)
-    except TimeoutError:
-        stop(proc)
-        raise
-    return proc
+    return spawn_listening([str(mlserver), "start", str(repository)], env, log_path, grpc_port)
 
 
 def main() -> None:

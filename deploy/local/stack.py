@@ -155,6 +155,19 @@ def wait_tcp(port: int, timeout_s: float = 30.0) -> None:
     _poll(listening, f"nothing listening on 127.0.0.1:{port}", timeout_s)
 
 
+def spawn_listening(
+    args: list[str], env: dict[str, str], log_path: Path, port: int, timeout_s: float = 180
+) -> subprocess.Popen:
+    """`spawn`, then wait until something listens on the loopback port; a process that never does is stopped."""
+    proc = spawn(args, env, log_path)
+    try:
+        wait_tcp(port, timeout_s=timeout_s)
+    except TimeoutError:
+        stop(proc)
+        raise
+    return proc
+
+
 def available_services() -> list[str]:
     return [s for s in SERVICES if (REPO_ROOT / "services" / s / "__main__.py").exists()]
 

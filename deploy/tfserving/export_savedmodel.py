@@ -15,17 +15,11 @@ from pathlib import Path
 import onnx
 import tensorflow as tf
 
-from deploy.tfserving.onnx_to_tf import check_supported, input_signature, run_graph
+from deploy.tfserving.onnx_to_tf import serving_function
 
 
 def export(onnx_path: Path, out_dir: Path) -> None:
-    model = onnx.load(str(onnx_path))
-    check_supported(model)
-
-    @tf.function(input_signature=input_signature(model))
-    def serve(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        return run_graph(model, inputs)
-
+    serve = serving_function(onnx.load(str(onnx_path)))
     module = tf.Module()
     module.serve = serve
     tmp = out_dir.with_name(out_dir.name + ".partial")

@@ -16,12 +16,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from deploy.local.stack import REPO_ROOT, spawn, stop, wait_tcp
+from deploy.local.stack import REPO_ROOT, spawn_listening
 from services.runtime.modelrepo import served_files
 
 TF_ENV = REPO_ROOT / ".cache" / "tools-tf"
 DEFAULT_BASE = REPO_ROOT / ".cache" / "tfserving-models"
-EXPORTER = REPO_ROOT / "deploy" / "tfserving" / "onnx_to_tf.py"
+EXPORTER = [REPO_ROOT / "deploy" / "tfserving" / name for name in ("onnx_to_tf.py", "export_savedmodel.py")]
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 SERVING_ROOT = "/models"  # where TF Serving's image expects the base path
 VERSION = 1  # TF Serving serves the highest version folder; ours are rebuilt in place
@@ -42,7 +42,7 @@ def build_model_base(model_repo: Path, base: Path, models: list[str] | None = No
 
     def stale(name: str) -> bool:
         saved = targets[name] / "saved_model.pb"
-        newest_input = max(files[name].stat().st_mtime, EXPORTER.stat().st_mtime)
+        newest_input = max(path.stat().st_mtime for path in [files[name], *EXPORTER])
         return not saved.exists() or saved.stat().st_mtime < newest_input
 
     todo = [f"{name}={path}" for name, path in files.items() if stale(name)]
@@ -64,14 +64,9 @@ def model_config(names: list[str], root: str) -> str:
 
 def start_standin(base: Path, port: int, log_path: Path) -> subprocess.Popen:
     """deploy/tfserving/server.py on 127.0.0.1:port, as our child; returns once it listens (models loaded)."""
-    args = [str(tf_python()), "-m", "deploy.tfserving.server", "--model-base-path", str(base), "--port", str(port)]
-    proc = spawn(args, QUIET_TF, log_path)
-    try:
-        wait_tcp(port, timeout_s=180)
-    except TimeoutError:
-        stop(proc)
-        raise
-    return proc
+    args = [str(tf_python()), "-m", "deploy.tfserving.server", "--model-base-path", str(base), "--port", str(port),
+            "--threads", "1"]  # fmt: skip
+    return spawn_listening(args, QUIET_TF, log_path, port)
 
 
 def main() -> None:

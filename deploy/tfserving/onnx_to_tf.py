@@ -1,8 +1,10 @@
 """Our ONNX graphs as TensorFlow functions, op by op, for SavedModels that TF Serving can serve.
 
-Only the operators and attributes our models use are translated (`OPS`); anything else fails the export with its
-name instead of exporting something wrong. Tensors keep ONNX's NCHW layout between ops: TensorFlow's CPU kernels
-convolve and pool only NHWC, so those ops transpose in and out (Grappler removes the pairs that cancel).
+Only the operators and attributes our models use are translated (`OPS`, opset 13 and later); an operator,
+attribute or case outside them fails the export with its name instead of exporting something wrong
+(tests/deploy/tf_op_cases.py checks each translation against ONNX's reference implementation). Tensors keep
+ONNX's NCHW layout between ops: TensorFlow's CPU kernels convolve and pool only NHWC, so those ops transpose in
+and out (Grappler removes the pairs that cancel).
 
 Runs in the TensorFlow environment (`make tools-tf`), never inside a service.
 """
@@ -39,10 +41,14 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _hw_pads(node: onnx.NodeProto, attrs: dict[str, Any]) -> list[list[int]]:
-    """ONNX pads (top, left, bottom, right) as NHWC paddings."""
+def _no_auto_pad(node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise UnsupportedOnnx(f"{node.op_type} {node.name}: auto_pad")
+
+
+def _hw_pads(node: onnx.NodeProto, attrs: dict[str, Any]) -> list[list[int]]:
+    """ONNX pads (top, left, bottom, right) as NHWC paddings."""
+    _no_auto_pad(node, attrs)
     top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
     return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
@@ -62,6 +68,8 @@ def _conv(node: onnx.NodeProto, x: Value, w: np.ndarray, b: np.ndarray | None = 
     if group == 1:
         y = tf.nn.conv2d(x, w.transpose(2, 3, 1, 0), _strides(attrs), "VALID", dilations=dilations)
     elif in_per_group == 1:  # depthwise: each input channel convolved with out/in filters of its own
+        if max(attrs.get("strides", [1, 1])) > 1 and max(dilations) > 1:
+            raise UnsupportedOnnx(f"Conv {node.name}: depthwise with both stride and dilation")
         multiplier = out_channels // group
         kernel = w.reshape(group, multiplier, *w.shape[2:]).transpose(2, 3, 0, 1)
         y = tf.nn.depthwise_conv2d(x, kernel, _strides(attrs), "VALID", dilations=dilations)
@@ -80,6 +88,7 @@ def _conv(node: onnx.NodeProto, x: Value, w: np.ndarray, b: np.ndarray | None = 
 
 def _conv_transpose(node: onnx.NodeProto, x: Value, w: np.ndarray, b: np.ndarray | None = None) -> Value:
     attrs = _attrs(node)
+    _no_auto_pad(node, attrs)
     if attrs.get("group", 1) != 1 or list(attrs.get("dilations", [1, 1])) != [1, 1] or "output_shape" in attrs:
         raise UnsupportedOnnx(f"ConvTranspose {node.name}: only group 1, no dilation, no output_shape")
     kh, kw = w.shape[2:]
@@ -105,8 +114,12 @@ def _max_pool(node: onnx.NodeProto, x: Value) -> Value:
         raise UnsupportedOnnx(f"MaxPool {node.name}: dilation or storage order")
     paddings = _hw_pads(node, attrs)
     if attrs.get("ceil_mode", 0):
-        # Stride − 1 more rows and columns of −inf turn floor into ceil; the last window still starts inside.
+        # Stride − 1 more rows and columns of −inf turn floor into ceil. ONNX drops a last window that would start
+        # in the padding; with no padding and kernel ≥ stride none can, so only that case is translated.
         sh, sw = attrs.get("strides", [1, 1])
+        kh, kw = attrs["kernel_shape"]
+        if any(attrs.get("pads", [])) or kh < sh or kw < sw:
+            raise UnsupportedOnnx(f"MaxPool {node.name}: ceil_mode with padding or a kernel smaller than its stride")
         paddings[1][1] += sh - 1
         paddings[2][1] += sw - 1
     x = tf.pad(tf.transpose(x, TO_NHWC), paddings, constant_values=float("-inf"))
@@ -148,6 +161,8 @@ def _matmul(node: onnx.NodeProto, a: Value, b: Value) -> Value:
 
 def _batch_norm(node: onnx.NodeProto, x: Value, scale: Value, bias: Value, mean: Value, var: Value) -> Value:
     eps = _attrs(node).get("epsilon", 1e-5)
+    if x.shape.rank != 4:
+        raise UnsupportedOnnx(f"BatchNormalization {node.name}: only NCHW (4-D) input")
     per_channel = (-1, 1, 1)
     factor = np.asarray(scale) / np.sqrt(np.asarray(var) + eps)
     shift = np.asarray(bias) - np.asarray(mean) * factor
@@ -173,8 +188,9 @@ def _squeeze(node: onnx.NodeProto, x: Value, axes: Value = None) -> Value:
 
 
 def _unsqueeze(node: onnx.NodeProto, x: Value, axes: Value = None) -> Value:
-    axes = _attrs(node).get("axes", axes)
-    for axis in sorted(int(a) for a in np.asarray(axes).ravel()):
+    axes = [int(a) for a in np.asarray(_attrs(node).get("axes", axes)).ravel()]
+    rank = len(x.shape) + len(axes)  # axes count in the output's dimensions
+    for axis in sorted(a + rank if a < 0 else a for a in axes):
         x = tf.expand_dims(x, axis)
     return x
 
@@ -210,7 +226,22 @@ def _concat(node: onnx.NodeProto, *xs: Value) -> Value:
 
 
 def _gather(node: onnx.NodeProto, x: Value, indices: Value) -> Value:
-    return tf.gather(x, indices, axis=_attrs(node).get("axis", 0))
+    axis = _attrs(node).get("axis", 0)
+    size = tf.shape(x, out_type=tf.int64)[axis]
+    indices = tf.cast(indices, tf.int64)
+    # ONNX counts negative indices from the end; TF's gather would fail on the CPU and read zeros on a GPU.
+    return tf.gather(x, tf.where(indices < 0, indices + size, indices), axis=axis)
+
+
+def _divide(node: onnx.NodeProto, a: Value, b: Value) -> Value:
+    a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
+    return tf.truncatediv(a, b) if a.dtype.is_integer else tf.divide(a, b)  # ONNX truncates integers
+
+
+def _shape(node: onnx.NodeProto, x: Value) -> Value:
+    if "start" in _attrs(node) or "end" in _attrs(node):
+        raise UnsupportedOnnx(f"Shape {node.name}: start/end")
+    return tf.shape(x, out_type=tf.int64)
 
 
 def _transpose(node: onnx.NodeProto, x: Value) -> Value:
@@ -225,11 +256,11 @@ OPS: dict[str, Callable[..., Value]] = {
     "Add": _elementwise(tf.add),
     "Sub": _elementwise(tf.subtract),
     "Mul": _elementwise(tf.multiply),
-    "Div": _elementwise(tf.divide),
+    "Div": _divide,
     "Relu": _elementwise(tf.nn.relu),
     "Sigmoid": _elementwise(tf.sigmoid),
     "Tanh": _elementwise(tf.tanh),
-    "Shape": _elementwise(lambda x: tf.shape(x, out_type=tf.int64)),
+    "Shape": _shape,
     "GlobalAveragePool": _elementwise(lambda x: tf.reduce_mean(x, axis=[2, 3], keepdims=True)),
     "AveragePool": _average_pool,
     "BatchNormalization": _batch_norm,
@@ -254,6 +285,9 @@ OPS: dict[str, Callable[..., Value]] = {
 
 
 def check_supported(model: onnx.ModelProto) -> None:
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:  # Softmax, Squeeze, Unsqueeze and Clip are translated as opset 13 defines them
+        raise UnsupportedOnnx(f"opset {opset}: only opset 13 and later")
     missing = sorted({node.op_type for node in model.graph.node} - set(OPS) - {"Constant"})
     if missing:
         raise UnsupportedOnnx(f"no TensorFlow translation for: {', '.join(missing)}")
@@ -281,6 +315,8 @@ def run_graph(model: onnx.ModelProto, inputs: Sequence[tf.Tensor]) -> dict[str, 
     env[""] = None  # an optional input left out
     for node in model.graph.node:
         if node.op_type == "Constant":
+            if "value" not in _attrs(node):
+                raise UnsupportedOnnx(f"Constant {node.name}: only a `value` tensor")
             env[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
             continue
         args = [env[name] for name in node.input]
@@ -289,3 +325,12 @@ def run_graph(model: onnx.ModelProto, inputs: Sequence[tf.Tensor]) -> dict[str, 
         result = OPS[node.op_type](node, *args)
         env[node.output[0]] = result
     return {out.name: tf.convert_to_tensor(env[out.name], name=out.name) for out in model.graph.output}
+
+
+def serving_function(model: onnx.ModelProto) -> tf.types.experimental.PolymorphicFunction:
+    """The graph as one tf.function over `input_signature`, traced once per call shape. Plain Python tracing
+    (autograph off): the translation branches only on what is known at export, and its errors stay unwrapped."""
+    check_supported(model)
+    return tf.function(
+        lambda *inputs: run_graph(model, inputs), input_signature=input_signature(model), autograph=False
+    )

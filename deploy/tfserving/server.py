@@ -90,7 +90,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def serve(base: Path, port: int, host: str = "127.0.0.1", workers: int = 4) -> None:
+def serve(base: Path, port: int, host: str = "127.0.0.1", threads: int = 0, workers: int = 4) -> None:
+    if threads:  # TensorFlow's threads per op and ops at once (0: TensorFlow's default, every core)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     servables = load_servables(base)
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
@@ -106,9 +109,10 @@ def main() -> None:
     parser.add_argument("--model-base-path", type=Path, required=True)
     parser.add_argument("--port", type=int, default=8500)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: every core)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    serve(args.model_base_path, args.port, args.host)
+    serve(args.model_base_path, args.port, args.host, args.threads)
 
 
 if __name__ == "__main__":

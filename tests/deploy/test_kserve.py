@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
+from kserve_grpc import grpc_service_pb2 as oip
 
 from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
 from deploy.local.stack import free_port, stop
 from services.runtime.backends import BackendError, BackendOptions, create_backend
+from services.runtime.backends.kserve import output_array
 from tests.deploy.model_servers import (
     assert_every_model_file_matches_onnx_runtime,
     assert_same_analysis,
@@ -22,7 +24,6 @@ from tests.deploy.model_servers import (
 from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
 
-pytestmark = pytest.mark.slow
 EMOTION = MODEL_REPO / "emotion_minixception" / "model.onnx"
 
 
@@ -40,16 +41,19 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(proc)
 
 
+@pytest.mark.slow
 def test_every_model_file_answers_as_onnx_runtime_does(mlserver: str) -> None:
     assert_every_model_file_matches_onnx_runtime(BackendOptions(kind="kserve_v2", url=mlserver))
 
 
+@pytest.mark.slow
 def test_a_model_the_server_does_not_have_is_a_backend_error(mlserver: str) -> None:
     backend = create_backend(BackendOptions(kind="kserve_v2", url=mlserver, retries=0), EMOTION, "no-such-model")
     with pytest.raises(BackendError, match=r"NOT_FOUND.*no-such-model"):
         backend.run(sample_inputs(EMOTION))
 
 
+@pytest.mark.slow
 def test_a_tensor_of_the_wrong_shape_is_a_backend_error_and_the_server_lives_on(mlserver: str) -> None:
     options = BackendOptions(kind="kserve_v2", url=mlserver, retries=0)
     backend = create_backend(options, EMOTION, "emotion_minixception-model")
@@ -64,14 +68,26 @@ def test_a_server_that_is_down_is_a_backend_error_after_the_retries() -> None:
         create_backend(options, EMOTION, "emotion_minixception-model").run(sample_inputs(EMOTION))
 
 
+def test_answers_that_do_not_fit_their_shape_are_backend_errors() -> None:
+    tensor = oip.ModelInferResponse.InferOutputTensor(name="p", datatype="FP32", shape=[2, 2])
+    assert output_array(tensor, np.arange(4, dtype="<f4").tobytes(), "t").tolist() == [[0, 1], [2, 3]]
+    with pytest.raises(BackendError, match="7 bytes"):
+        output_array(tensor, b"\0" * 7, "t")
+    tensor.contents.fp32_contents.extend([1.0, 2.0, 3.0])
+    with pytest.raises(BackendError, match="3 values"):
+        output_array(tensor, None, "t")
+
+
 @pytest.fixture(scope="module")
 def mlserver_api(mlserver: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     yield from stack_on("kserve_v2", mlserver, tmp_path_factory.mktemp("oip-logs"), tmp_path_factory.mktemp("oip-db"))
 
 
+@pytest.mark.slow
 def test_every_service_answers_through_mlserver_as_in_process(api: httpx.Client, mlserver_api: httpx.Client) -> None:
     assert_same_analysis(api, mlserver_api)
 
 
+@pytest.mark.slow
 def test_the_generator_makes_the_same_faces_through_mlserver(api: httpx.Client, mlserver_api: httpx.Client) -> None:
     assert_same_generated_faces(api, mlserver_api)

@@ -6,6 +6,7 @@ of the protos. Every answer must match ONNX Runtime's, model by model and throug
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -116,6 +117,25 @@ def test_typed_value_lists_are_read_as_tf_make_tensor_proto_writes_them() -> Non
     assert from_tensor_proto(half).dtype == np.float16 and from_tensor_proto(half)[1, 1] == 1.5
 
 
+def test_each_operator_translates_as_onnx_defines_it_or_is_refused() -> None:
+    """tests/deploy/tf_op_cases.py in the TensorFlow environment: one-operator graphs against ONNX's reference
+    implementation (within 1e-4), and the cases the exporter must refuse."""
+    args = [str(tf_python()), "-m", "tests.deploy.tf_op_cases"]
+    result = subprocess.run(args, cwd=REPO_ROOT, env={**os.environ, **QUIET_TF}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cases = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(cases) >= 30
+    failed = [f"{c['case']}: {c['detail']}" for c in cases if not c["ok"]]
+    assert not failed, failed
+
+
+def test_bytes_that_do_not_fit_the_shape_are_a_backend_error() -> None:
+    proto = to_tensor_proto(np.zeros((2, 3), np.float32))
+    proto.tensor_content = proto.tensor_content[:-1]
+    with pytest.raises(BackendError, match="23 bytes"):
+        from_tensor_proto(proto)
+
+
 def test_the_exporter_refuses_an_operator_it_does_not_translate(tmp_path: Path) -> None:
     graph = helper.make_graph(
         [helper.make_node("Erf", ["x"], ["y"])],
@@ -147,7 +167,7 @@ def tfserving_api(tfserving: str, tmp_path_factory: pytest.TempPathFactory) -> I
 def test_every_service_answers_through_tfserving_as_in_process(api: httpx.Client, tfserving_api: httpx.Client) -> None:
     # Each model matches ONNX Runtime to ~1e-6 (above); through the whole pipeline TensorFlow's float differences
     # in the detector carry on through landmarks and alignment into every crop: 0.0017 at most when measured.
-    worst = assert_same_analysis(api, tfserving_api, tolerance=0.01)
+    worst = assert_same_analysis(api, tfserving_api, tolerance=0.003)
     print(f"largest score difference through TF Serving: {worst:.5f}")
 
 

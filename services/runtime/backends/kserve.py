@@ -11,7 +11,12 @@ from kserve_grpc import grpc_service_pb2 as oip
 from kserve_grpc import grpc_service_pb2_grpc as oip_grpc
 
 from services.runtime.backends.base import BackendError, BackendOptions
-from services.runtime.backends.remote import ModelServerBackend
+from services.runtime.backends.remote import (
+    ModelServerBackend,
+    array_from_bytes,
+    array_from_values,
+    little_endian_bytes,
+)
 
 DATATYPES = {
     "BOOL": np.dtype(np.bool_),
@@ -35,20 +40,16 @@ TYPED_CONTENTS = {
 }
 
 
-def output_array(tensor: oip.ModelInferResponse.InferOutputTensor, raw: bytes | None) -> np.ndarray:
+def output_array(tensor: oip.ModelInferResponse.InferOutputTensor, raw: bytes | None, what: str) -> np.ndarray:
     if tensor.datatype not in DATATYPES:
-        raise BackendError(f"kserve_v2: unsupported datatype {tensor.datatype!r} of {tensor.name}")
+        raise BackendError(f"{what}: unsupported datatype {tensor.datatype!r} of {tensor.name}")
     dtype = DATATYPES[tensor.datatype]
     shape = tuple(tensor.shape)
     if raw is not None:
-        flat = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
-    elif tensor.datatype in TYPED_CONTENTS:
-        flat = np.asarray(getattr(tensor.contents, TYPED_CONTENTS[tensor.datatype]), dtype=dtype)
-    else:
-        raise BackendError(f"kserve_v2: {tensor.datatype} output {tensor.name} came without raw contents")
-    if flat.size != int(np.prod(shape)):
-        raise BackendError(f"kserve_v2: output {tensor.name} has {flat.size} values for shape {shape}")
-    return flat.reshape(shape)
+        return array_from_bytes(raw, dtype, shape, f"{what} {tensor.name}")
+    if tensor.datatype not in TYPED_CONTENTS:
+        raise BackendError(f"{what}: {tensor.datatype} output {tensor.name} came without raw contents")
+    return array_from_values(getattr(tensor.contents, TYPED_CONTENTS[tensor.datatype]), dtype, shape, what)
 
 
 class KServeV2Backend(ModelServerBackend):
@@ -65,17 +66,15 @@ class KServeV2Backend(ModelServerBackend):
             outputs=[oip.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in self._outputs],
         )
         for name, value in inputs.items():
-            value = np.ascontiguousarray(value)
             if value.dtype not in NUMPY_TO_DATATYPE:
                 raise BackendError(f"kserve_v2: no datatype for {value.dtype}")
             request.inputs.add(name=name, datatype=NUMPY_TO_DATATYPE[value.dtype], shape=value.shape)
-            request.raw_input_contents.append(value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes())
+            request.raw_input_contents.append(little_endian_bytes(value))
         reply = self.call(self._stub.ModelInfer, request)
+        what = f"kserve_v2 {self.served}"
         raw = list(reply.raw_output_contents)
         if raw and len(raw) != len(reply.outputs):
-            raise BackendError(f"kserve_v2 {self.served}: {len(raw)} raw contents for {len(reply.outputs)} outputs")
-        got = {t.name: output_array(t, raw[i] if raw else None) for i, t in enumerate(reply.outputs)}
-        missing = set(self._outputs) - set(got)
-        if missing:
-            raise BackendError(f"kserve_v2 {self.served}: the answer lacks {sorted(missing)}")
-        return {name: got[name] for name in self._outputs}
+            raise BackendError(f"{what}: {len(raw)} raw contents for {len(reply.outputs)} outputs")
+        return self.outputs_of(
+            {t.name: output_array(t, raw[i] if raw else None, what) for i, t in enumerate(reply.outputs)}
+        )

@@ -53,6 +53,26 @@ def decode_tensors(data: bytes) -> dict[str, np.ndarray]:
         return {name: archive[name] for name in archive.files}
 
 
+def little_endian_bytes(array: np.ndarray) -> bytes:
+    """The array's values as the raw bytes TF Serving and the Open Inference Protocol carry: C order, little-endian."""
+    array = np.ascontiguousarray(array)
+    return array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def array_from_bytes(data: bytes, dtype: np.dtype, shape: tuple[int, ...], what: str) -> np.ndarray:
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) != expected:
+        raise BackendError(f"{what}: {len(data)} bytes where {dtype}{list(shape)} takes {expected}")
+    return np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+
+
+def array_from_values(values: object, dtype: np.dtype, shape: tuple[int, ...], what: str) -> np.ndarray:
+    flat = np.asarray(values, dtype=dtype)
+    if flat.size != int(np.prod(shape)):
+        raise BackendError(f"{what}: {flat.size} values for shape {list(shape)}")
+    return flat.reshape(shape)
+
+
 def call_with_retries(call: Callable[[], T], retries: int, what: str) -> T:
     """`call` again after 50, 100, 200 ms … while the server answers with a retryable code; then BackendError
     (which the service turns into UNAVAILABLE for its caller). Deadlines are not retried: the caller's own
@@ -91,6 +111,13 @@ class ModelServerBackend(InferenceBackend):
     @property
     def output_names(self) -> list[str]:
         return self._outputs
+
+    def outputs_of(self, got: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs, in its order, from what the server answered."""
+        missing = set(self._outputs) - set(got)
+        if missing:
+            raise BackendError(f"{self.kind} {self.served}: the answer lacks {sorted(missing)}")
+        return {name: got[name] for name in self._outputs}
 
     def call(self, method: Callable[..., T], request: object) -> T:
         """One RPC with this backend's deadline and retries; failures as BackendError."""

@@ -10,7 +10,12 @@ import numpy as np
 from tfserving_grpc import prediction_service_pb2, prediction_service_pb2_grpc, tensor_pb2
 
 from services.runtime.backends.base import BackendError, BackendOptions
-from services.runtime.backends.remote import ModelServerBackend
+from services.runtime.backends.remote import (
+    ModelServerBackend,
+    array_from_bytes,
+    array_from_values,
+    little_endian_bytes,
+)
 
 NUMPY_TO_TF = {
     np.dtype(np.float32): tensor_pb2.DT_FLOAT,
@@ -37,32 +42,28 @@ TYPED_FIELDS = {
 
 
 def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    array = np.ascontiguousarray(array)
     if array.dtype not in NUMPY_TO_TF:
         raise BackendError(f"tfserving: no TensorFlow type for {array.dtype}")
     shape = tensor_pb2.TensorShapeProto(dim=[tensor_pb2.TensorShapeProto.Dim(size=s) for s in array.shape])
-    little_endian = array.astype(array.dtype.newbyteorder("<"), copy=False)
     return tensor_pb2.TensorProto(
-        dtype=NUMPY_TO_TF[array.dtype], tensor_shape=shape, tensor_content=little_endian.tobytes()
+        dtype=NUMPY_TO_TF[array.dtype], tensor_shape=shape, tensor_content=little_endian_bytes(array)
     )
 
 
-def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+def from_tensor_proto(proto: tensor_pb2.TensorProto, what: str = "tfserving") -> np.ndarray:
     if proto.dtype not in TF_TO_NUMPY:
-        raise BackendError(f"tfserving: unsupported tensor type {tensor_pb2.DataType.Name(proto.dtype)}")
+        raise BackendError(f"{what}: unsupported tensor type {tensor_pb2.DataType.Name(proto.dtype)}")
     dtype = TF_TO_NUMPY[proto.dtype]
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     if proto.tensor_content:
-        return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+        return array_from_bytes(proto.tensor_content, dtype, shape, what)
     values = getattr(proto, TYPED_FIELDS[proto.dtype])
     if proto.dtype == tensor_pb2.DT_HALF:  # half_val holds the fp16 bit patterns
-        flat = np.asarray(values, dtype=np.uint16).view(np.float16)
-    else:
-        flat = np.asarray(values, dtype=dtype)
+        values = np.asarray(values, dtype=np.uint16).view(np.float16)
     size = int(np.prod(shape))
-    if flat.size == 1 and size != 1:  # one value fills the whole tensor
-        flat = np.full(size, flat[0], dtype=dtype)
-    return flat.reshape(shape)
+    if len(values) == 1 and size > 1:  # one value fills the whole tensor
+        values = np.full(size, values[0], dtype=dtype)
+    return array_from_values(values, dtype, shape, what)
 
 
 class TfServingBackend(ModelServerBackend):
@@ -80,10 +81,5 @@ class TfServingBackend(ModelServerBackend):
             output_filter=self._outputs,
         )
         reply = self.call(self._stub.Predict, request)
-        missing = set(self._outputs) - set(reply.outputs)
-        if missing:
-            raise BackendError(f"tfserving {self.served}: the answer lacks {sorted(missing)}")
-        try:
-            return {name: from_tensor_proto(reply.outputs[name]) for name in self._outputs}
-        except ValueError as exc:  # a shape that does not match the bytes
-            raise BackendError(f"tfserving {self.served}: unreadable tensor: {exc}") from exc
+        what = f"tfserving {self.served}"
+        return self.outputs_of({name: from_tensor_proto(tensor, what) for name, tensor in reply.outputs.items()})

@@ -28,4 +28,4 @@ class TorchServeBackend(ModelServerBackend):
             outputs = decode_tensors(reply.prediction)
         except ValueError as exc:  # the handler answered something that is not our tensors (e.g. an error text)
             raise BackendError(f"torchserve {self.served}: unreadable answer: {reply.prediction[:200]!r}") from exc
-        return {name: outputs[name] for name in self._outputs}
+        return self.outputs_of(outputs)
