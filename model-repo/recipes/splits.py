@@ -50,6 +50,15 @@ def mask_is_test(source: str, filename: str) -> bool:
     return int(digest, 16) % 100 < MASK_TEST_PERCENT
 
 
+def mask_is_validation(source: str, filename: str) -> bool:
+    """True for ~20% of the mask sets' *train* part (another hash of the same group key), held back from training
+    only when choosing a recipe (`train_mask.py --validation`); the test split never is."""
+    if mask_is_augmented_copy(filename) or mask_is_test(source, filename):
+        return False
+    digest = hashlib.md5(f"validation:{mask_group(source, filename)}".encode()).hexdigest()
+    return int(digest, 16) % 100 < MASK_TEST_PERCENT
+
+
 UTKFACE_TEST_PERCENT = 15
 # model-repo/recipes/train_attributes.py trains on CelebA 000001–006800; 006801–008000 are held back.
 CELEBA_TRAIN_LAST_ID = 6800
