@@ -153,10 +153,10 @@ train-emotion: $(TOOLS)/.ready  ## train the emotion model on FER-2013 in $(DATA
 train-agegender: $(TOOLS)/.ready  ## train the age/gender heads on UTKFace in $(DATA) (CPU ~8 min) → model-repo/agegender_faceplane
 	$(TOOLS)/bin/python model-repo/recipes/train_agegender.py --data $(DATA)
 
-train-dcgan: $(TOOLS)/.ready  ## train the DCGAN face generator on CelebA crops (CPU: MINUTES=19) → model-repo/dcgan_faces
-	$(TOOLS)/bin/python model-repo/recipes/train_dcgan.py $(if $(MINUTES),--minutes $(MINUTES))
+train-dcgan: $(TOOLS)/.ready  ## train the DCGAN face generator on CelebA + UTKFace crops in $(DATA) (CPU, resumes: MINUTES=33 a run; the shipped model took 70 min) → model-repo/dcgan_faces
+	$(TOOLS)/bin/python model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(MINUTES),--minutes $(MINUTES))
 
-train-mask: $(TOOLS)/.ready  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~10 min) → model-repo/mask_faceplane
+train-mask: $(TOOLS)/.ready  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~25 min) → model-repo/mask_faceplane
 	$(TOOLS)/bin/python model-repo/recipes/train_mask.py --data $(DATA)
 
 clean:  ## remove the venv, caches and local run data

@@ -1,18 +1,27 @@
-"""Train the DCGAN face generator (Radford et al.) on the aligned CelebA faces of the attribute recipe.
+"""Train the DCGAN face generator (Radford et al.) on aligned CelebA (and optionally UTKFace) faces cut by our models.
 
-    python model-repo/recipes/train_dcgan.py --minutes 20      # train (resumes), export ONNX, evaluate
+    python model-repo/recipes/train_dcgan.py --minutes 20                          # the shipped model: CelebA
+    python model-repo/recipes/train_dcgan.py --sets celeba,utkface --minutes 70    # the mix, tried, not shipped
 
-Runs in the training environment (`make tools`: torch CPU + this project). The faces are the 64×64 crops that
-`train_attributes.prepare` cuts with our own MTCNN and aligner (standard template, padding 0.25) and caches in
-`.cache/train-attributes/crops.npz`; the cache is rebuilt from `--data` when it is missing. Training stops at the
-wall-clock budget (`--minutes`) or after `--epochs`, whichever comes first, and checkpoints after every epoch.
-`evaluate` measures quality with our own models: the share of generated faces in which our detector finds exactly
-one face, and the mean pairwise embedding distance of generated faces against real ones (no mode collapse).
+Runs in the training environment (`make tools`: torch CPU + this project). The faces are 64×64 crops cut by
+`train_attributes.face_crop` (our own MTCNN landmarks → `align_face`, standard template, padding 0.25, 128 px
+resized to 64): the CelebA ones are the attribute recipe's cache (`.cache/train-attributes/crops.npz`, built by
+`train_attributes.prepare`), the UTKFace ones (all but the 15% `splits.utkface_is_test` holds back) are cut by the
+same function here and cached in `.cache/train-dcgan/utkface-crops.npz`; both caches are rebuilt from `--data` when
+missing. With both sets the mix is balanced: every epoch is all CelebA crops plus as many UTKFace crops, drawn
+afresh each epoch (UTKFace has about twice as many; over the epochs all are seen). UTKFace's images are cropped
+tighter than our template, so its aligned crops are small faces in a black frame, and so are half the mixed
+generator's faces: the shipped model is CelebA only (model-repo/dcgan_faces/card.md). Training stops at the
+wall-clock budget (`--minutes`) or after `--epochs`, whichever comes first, and checkpoints after every epoch
+(delete `.cache/train-dcgan/checkpoint.pt` to start from scratch). `evaluate` measures quality with our own
+models: the share of generated faces in which our detector finds exactly one face, and the mean pairwise
+embedding distance of generated faces against real ones of the same sets (no mode collapse).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import sys
@@ -126,11 +135,39 @@ class GanRun:
 
 
 def load_faces(data_dir: Path, cache: Path) -> np.ndarray:
-    """(N, 64, 64, 3) uint8 aligned faces: the attribute recipe's cache, rebuilt from `data_dir` when missing."""
+    """(N, 64, 64, 3) uint8 aligned CelebA faces: the attribute recipe's cache, rebuilt from `data_dir` when missing."""
     if not cache.exists():
         from train_attributes import prepare
 
         prepare(data_dir, cache)
+    return np.load(cache)["x"]
+
+
+def load_utkface(data_dir: Path, cache: Path) -> np.ndarray:
+    """(N, 64, 64, 3) uint8 aligned UTKFace faces, cut exactly as the CelebA ones (`train_attributes.face_crop`)
+    from the training part of UTKFace (`splits.utkface_is_test` is never trained on); cached, rebuilt when missing.
+    Images in which our detector finds no face are left out."""
+    if not cache.exists():
+        from splits import utkface_is_test
+        from train_attributes import face_crop
+
+        from services.detector.model import MtcnnDetector
+        from services.runtime.modelrepo import load_model
+
+        with (data_dir / "utkface" / "labels.csv").open() as f:
+            files = [row["file"] for row in csv.DictReader(f) if not utkface_is_test(row["file"])]
+        detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn"))
+        crops, kept, started = [], [], time.time()
+        for i, name in enumerate(files):
+            image = np.asarray(Image.open(data_dir / "utkface" / "images" / name).convert("RGB"))
+            crop = face_crop(detector, image)
+            if crop is not None:
+                crops.append(crop)
+                kept.append(name)
+            if (i + 1) % 2000 == 0:
+                print(f"  UTKFace {i + 1}/{len(files)} ({time.time() - started:.0f}s)", flush=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=np.stack(crops), name=np.array(kept), total=np.array(len(files)))
     return np.load(cache)["x"]
 
 
@@ -159,12 +196,15 @@ def sample(g: Generator, z: np.ndarray) -> np.ndarray:
     return images
 
 
-def train(faces: np.ndarray, work: Path, epochs: int, minutes: float, width: int) -> int:
-    """Train until `epochs` or the budget; returns the number of epochs done. Checkpoint: `work/checkpoint.pt`."""
+def train(sets: list[np.ndarray], work: Path, epochs: int, minutes: float, width: int) -> int:
+    """Train until `epochs` or the budget; returns the number of epochs done. Checkpoint: `work/checkpoint.pt`.
+    An epoch is every face of one set; of several, as many faces of each as the smallest has, drawn afresh."""
     run = GanRun(SEED, width)
     checkpoint = work / "checkpoint.pt"
     start_epoch = run.resume(checkpoint)
-    x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # NCHW, -1..1
+    x = torch.from_numpy(np.concatenate(sets)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # NCHW, -1..1
+    offsets = np.cumsum([0, *(len(faces) for faces in sets)])[:-1].tolist()
+    per_epoch = min(len(faces) for faces in sets)
     loss_fn = nn.BCEWithLogitsLoss()
     fixed = latents(64, 0)
     deadline, epoch_seconds = time.time() + minutes * 60, 0.0
@@ -174,7 +214,12 @@ def train(faces: np.ndarray, work: Path, epochs: int, minutes: float, width: int
             print(f"time budget reached after {epoch} epochs", flush=True)
             return epoch
         started, sum_d, sum_g, steps = time.time(), 0.0, 0.0, 0
-        order = torch.randperm(len(x), generator=run.generator)
+        if len(sets) == 1:
+            order = torch.randperm(len(x), generator=run.generator)
+        else:
+            chosen = torch.cat([offset + torch.randperm(len(faces), generator=run.generator)[:per_epoch]
+                                for offset, faces in zip(offsets, sets, strict=True)])  # fmt: skip
+            order = chosen[torch.randperm(len(chosen), generator=run.generator)]
         for i in range(0, len(order) - BATCH + 1, BATCH):  # drop the last partial batch (batch norm)
             real = x[order[i : i + BATCH]]
             flip = torch.rand(BATCH, generator=run.generator) < 0.5
@@ -238,9 +283,10 @@ def pairwise_cosine_distance(embeddings: np.ndarray) -> float:
     return float(1.0 - (sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
-def evaluate(model_repo: Path, onnx_path: Path, faces: np.ndarray, docs: Path) -> dict:
+def evaluate(model_repo: Path, onnx_path: Path, real_sets: dict[str, np.ndarray], docs: Path) -> dict:
     """Detector share (500 faces, seed 0, upscaled to 128 px bicubic), diversity (200 generated vs 200 real
-    faces, mean pairwise cosine distance of our embeddings), speed in ORT with one thread, and the sample grid."""
+    faces of the training mix, an equal share from each set; mean pairwise cosine distance of our embeddings),
+    speed in ORT with one thread, and the sample grid."""
     import onnxruntime as ort
 
     from services.detector.align import align_face
@@ -276,9 +322,19 @@ def evaluate(model_repo: Path, onnx_path: Path, faces: np.ndarray, docs: Path) -
     generated = generate(latents(500, 0))
     counts, crops = detect_and_crop(generated)
     fake_embeddings = embedder.embed(np.stack(crops[:200])) if crops else np.zeros((0, embedder.dim), np.float32)
-    real_idx = np.random.default_rng(0).choice(len(faces), 200, replace=False)
-    real_counts, real_crops = detect_and_crop(faces[real_idx])
-    real_embeddings = embedder.embed(np.stack(real_crops))
+    rng, per_set = np.random.default_rng(0), 200 // len(real_sets)
+    real_counts, real_embeddings, per_source = [], [], {}
+    for name, faces in real_sets.items():
+        set_counts, set_crops = detect_and_crop(faces[rng.choice(len(faces), per_set, replace=False)])
+        set_embeddings = embedder.embed(np.stack(set_crops))
+        real_counts += set_counts
+        real_embeddings.append(set_embeddings)
+        per_source[name] = {
+            "exactly_one_face_share": round(float((np.array(set_counts) == 1).mean()), 4),
+            "diversity": round(pairwise_cosine_distance(set_embeddings), 4),
+            "faces": len(set_embeddings),
+        }
+    real_embeddings = np.concatenate(real_embeddings)
 
     speed = {}
     for batch in (1, 16):
@@ -302,6 +358,7 @@ def evaluate(model_repo: Path, onnx_path: Path, faces: np.ndarray, docs: Path) -
         "diversity_generated_faces": len(fake_embeddings),
         "diversity_real": round(pairwise_cosine_distance(real_embeddings), 4),
         "diversity_real_faces": len(real_embeddings),
+        "real_per_source": per_source,
         "speed_ort_1_thread": speed,
     }
 
@@ -310,9 +367,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--faces", type=Path, default=REPO / ".cache" / "train-attributes" / "crops.npz")
+    parser.add_argument("--utkface-faces", type=Path, default=REPO / ".cache" / "train-dcgan" / "utkface-crops.npz")
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-dcgan")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget for training")
+    parser.add_argument("--sets", default="celeba", help="celeba, or celeba,utkface for the balanced mix")
     parser.add_argument("--width", type=int, default=WIDTH, help="ngf = ndf")
     parser.add_argument("--use-epoch", type=int, default=0, help="export this epoch's generator (0: the last)")
     parser.add_argument("--steps", default="train,export,evaluate")
@@ -321,10 +380,12 @@ def main() -> None:
     torch.set_num_threads(2)
     steps = set(args.steps.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
-    faces = load_faces(args.data, args.faces)
-    print(f"{len(faces)} aligned faces", flush=True)
+    loaders = {"celeba": lambda: load_faces(args.data, args.faces),
+               "utkface": lambda: load_utkface(args.data, args.utkface_faces)}  # fmt: skip
+    real = {name: loaders[name]() for name in args.sets.split(",")}
+    print(", ".join(f"{len(faces)} aligned {name} faces" for name, faces in real.items()), flush=True)
     if "train" in steps:
-        train(faces, args.work, args.epochs, args.minutes, args.width)
+        train(list(real.values()), args.work, args.epochs, args.minutes, args.width)
     metrics: dict = {}
     if "export" in steps:
         epoch = args.use_epoch or max(int(p.stem.split("_")[1]) for p in args.work.glob("generator_*.pt"))
@@ -334,7 +395,8 @@ def main() -> None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         metrics |= {"epoch": epoch, "sha256": digest, "bytes": path.stat().st_size}
     if "evaluate" in steps:
-        metrics |= evaluate(REPO / "model-repo", args.out / "model.onnx", faces, REPO / "docs")
+        metrics |= {"train_faces": {name: len(faces) for name, faces in real.items()}}
+        metrics |= evaluate(REPO / "model-repo", args.out / "model.onnx", real, REPO / "docs")
     if metrics:
         (args.work / "metrics.json").write_text(json.dumps(metrics, indent=2))
         print(json.dumps(metrics, indent=2))
