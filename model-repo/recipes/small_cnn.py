@@ -10,11 +10,16 @@ from torch import nn
 
 
 class SmallCnn(nn.Module):
-    """VGG-style: four blocks of two 3×3 convolutions with batch norm (16–32–64–128 channels), global average
-    pooling, dropout, a linear head. Takes raw RGB pixels NHWC (0..255, float); normalisation and the output
-    activation are inside the graph, so the exported model is served as it is."""
+    """VGG-style: four blocks of two 3×3 convolutions with batch norm (`widths` channels, 16–32–64–128 unless
+    given), global average pooling, dropout, a linear head. Takes raw RGB pixels NHWC (0..255, float);
+    normalisation and the output activation are inside the graph, so the exported model is served as it is."""
 
-    def __init__(self, outputs: int, activation: Literal["sigmoid", "softmax"]) -> None:
+    def __init__(
+        self,
+        outputs: int,
+        activation: Literal["sigmoid", "softmax"],
+        widths: tuple[int, int, int, int] = (16, 32, 64, 128),
+    ) -> None:
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -25,8 +30,11 @@ class SmallCnn(nn.Module):
             )  # fmt: skip
 
         self.activation = activation
-        self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128, outputs))
+        channels = (3, *widths)
+        self.features = nn.Sequential(*(block(channels[i], channels[i + 1]) for i in range(4)))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(widths[-1], outputs)
+        )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 3, 1, 2) / 127.5 - 1.0

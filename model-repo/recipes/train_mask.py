@@ -118,24 +118,6 @@ def prepare(data_dir: Path, cache: Path, size: int) -> dict[str, np.ndarray]:
     return data
 
 
-class MaskCnn(SmallCnn):
-    """SmallCnn with the channel widths of its four blocks as a parameter (SmallCnn's are 16–32–64–128)."""
-
-    def __init__(self, widths: tuple[int, int, int, int]) -> None:
-        super().__init__(2, "softmax")
-
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )  # fmt: skip
-
-        chans = (3, *widths)
-        self.features = nn.Sequential(*(block(chans[i], chans[i + 1]) for i in range(4)))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(widths[-1], 2))
-
-
 class FlipAveraged(nn.Module):
     """The exported graph: the mean of the softmax on the image and on its mirror image (NHWC, width = dim 2)."""
 
@@ -190,12 +172,12 @@ def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
         return torch.cat([model(torch.from_numpy(x[i : i + 256]).float()) for i in range(0, len(x), 256)]).numpy()
 
 
-def train(data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespace, checkpoint: Path) -> MaskCnn:
+def train(data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespace, checkpoint: Path) -> SmallCnn:
     face = torch.from_numpy(data["face"][rows]).float()
     whole = torch.from_numpy(data["whole"][rows]).float()
     detected = torch.from_numpy(data["detected"][rows])
     y = torch.from_numpy(data["y"][rows]).long()
-    model = MaskCnn(tuple(args.widths))
+    model = SmallCnn(2, "softmax", tuple(args.widths))
     run = TrainingRun(model, args.epochs * ((len(y) + BATCH - 1) // BATCH), SEED)
     generator = run.generator
     start_epoch = run.resume(checkpoint)

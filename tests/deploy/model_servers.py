@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from PIL import Image
 
 from deploy.local.stack import Stack, available_services, free_port
@@ -22,6 +23,7 @@ from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
 
 TOLERANCE = 1e-3
+EMOTION = MODEL_REPO / "emotion_minixception" / "model.onnx"  # the small model the error tests call
 
 
 def wait_until_every_model_answers(
@@ -50,6 +52,25 @@ def assert_every_model_file_matches_onnx_runtime(options: BackendOptions) -> Non
         for key, value in expected.items():
             assert got[key].shape == value.shape and got[key].dtype == value.dtype, (name, key)
             assert np.abs(got[key] - value).max() <= TOLERANCE * max(1.0, float(np.abs(value).max())), (name, key)
+
+
+def assert_an_unknown_model_is_a_backend_error(kind: str, url: str, pattern: str = "no-such-model") -> None:
+    backend = create_backend(BackendOptions(kind=kind, url=url, retries=0), EMOTION, "no-such-model")
+    with pytest.raises(BackendError, match=pattern):
+        backend.run(sample_inputs(EMOTION))
+
+
+def assert_a_wrong_shape_is_a_backend_error_and_the_server_lives_on(kind: str, url: str) -> None:
+    backend = create_backend(BackendOptions(kind=kind, url=url, retries=0), EMOTION, "emotion_minixception-model")
+    with pytest.raises(BackendError, match="INVALID_ARGUMENT"):
+        backend.run({"input": np.zeros((1, 1, 32, 32), np.float32)})
+    assert backend.run(sample_inputs(EMOTION))["probabilities"].shape == (2, 7)
+
+
+def assert_a_server_that_is_down_is_unavailable_after_the_retries(kind: str) -> None:
+    options = BackendOptions(kind=kind, url=f"127.0.0.1:{free_port()}", timeout_s=2, retries=1)
+    with pytest.raises(BackendError, match="UNAVAILABLE"):
+        create_backend(options, EMOTION, "emotion_minixception-model").run(sample_inputs(EMOTION))
 
 
 def stack_on(kind: str, url: str, log_dir: Path, data_dir: Path) -> Iterator[httpx.Client]:

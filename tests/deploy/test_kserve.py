@@ -12,19 +12,19 @@ from kserve_grpc import grpc_service_pb2 as oip
 
 from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
 from deploy.local.stack import free_port, stop
-from services.runtime.backends import BackendError, BackendOptions, create_backend
+from services.runtime.backends import BackendError, BackendOptions
 from services.runtime.backends.kserve import output_array
 from tests.deploy.model_servers import (
+    assert_a_server_that_is_down_is_unavailable_after_the_retries,
+    assert_a_wrong_shape_is_a_backend_error_and_the_server_lives_on,
+    assert_an_unknown_model_is_a_backend_error,
     assert_every_model_file_matches_onnx_runtime,
     assert_same_analysis,
     assert_same_generated_faces,
     stack_on,
     wait_until_every_model_answers,
 )
-from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
-
-EMOTION = MODEL_REPO / "emotion_minixception" / "model.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +48,16 @@ def test_every_model_file_answers_as_onnx_runtime_does(mlserver: str) -> None:
 
 @pytest.mark.slow
 def test_a_model_the_server_does_not_have_is_a_backend_error(mlserver: str) -> None:
-    backend = create_backend(BackendOptions(kind="kserve_v2", url=mlserver, retries=0), EMOTION, "no-such-model")
-    with pytest.raises(BackendError, match=r"NOT_FOUND.*no-such-model"):
-        backend.run(sample_inputs(EMOTION))
+    assert_an_unknown_model_is_a_backend_error("kserve_v2", mlserver, r"NOT_FOUND.*no-such-model")
 
 
 @pytest.mark.slow
 def test_a_tensor_of_the_wrong_shape_is_a_backend_error_and_the_server_lives_on(mlserver: str) -> None:
-    options = BackendOptions(kind="kserve_v2", url=mlserver, retries=0)
-    backend = create_backend(options, EMOTION, "emotion_minixception-model")
-    with pytest.raises(BackendError, match="INVALID_ARGUMENT"):
-        backend.run({"input": np.zeros((1, 1, 32, 32), np.float32)})
-    assert backend.run(sample_inputs(EMOTION))["probabilities"].shape == (2, 7)
+    assert_a_wrong_shape_is_a_backend_error_and_the_server_lives_on("kserve_v2", mlserver)
 
 
 def test_a_server_that_is_down_is_a_backend_error_after_the_retries() -> None:
-    options = BackendOptions(kind="kserve_v2", url=f"127.0.0.1:{free_port()}", timeout_s=2, retries=1)
-    with pytest.raises(BackendError, match="UNAVAILABLE"):
-        create_backend(options, EMOTION, "emotion_minixception-model").run(sample_inputs(EMOTION))
+    assert_a_server_that_is_down_is_unavailable_after_the_retries("kserve_v2")
 
 
 def test_answers_that_do_not_fit_their_shape_are_backend_errors() -> None:

@@ -21,20 +21,21 @@ from tfserving_grpc import tensor_pb2
 
 from deploy.local.stack import REPO_ROOT, free_port, stop
 from deploy.tfserving.models import QUIET_TF, build_model_base, start_standin, tf_python
-from services.runtime.backends import BackendError, BackendOptions, create_backend
+from services.runtime.backends import BackendError, BackendOptions
 from services.runtime.backends.tfserving import from_tensor_proto, to_tensor_proto
 from services.runtime.modelrepo import served_files
 from tests.deploy.model_servers import (
+    assert_a_server_that_is_down_is_unavailable_after_the_retries,
+    assert_a_wrong_shape_is_a_backend_error_and_the_server_lives_on,
+    assert_an_unknown_model_is_a_backend_error,
     assert_every_model_file_matches_onnx_runtime,
     assert_same_analysis,
     assert_same_generated_faces,
     stack_on,
     wait_until_every_model_answers,
 )
-from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
 
-EMOTION = MODEL_REPO / "emotion_minixception" / "model.onnx"
 BASE = REPO_ROOT / ".cache" / "tfserving-models"
 
 
@@ -59,19 +60,12 @@ def test_every_model_file_answers_as_onnx_runtime_does(tfserving: str) -> None:
 
 @pytest.mark.slow
 def test_a_model_the_server_does_not_have_is_a_backend_error(tfserving: str) -> None:
-    backend = create_backend(BackendOptions(kind="tfserving", url=tfserving, retries=0), EMOTION, "no-such-model")
-    with pytest.raises(BackendError, match=r"NOT_FOUND.*no-such-model"):
-        backend.run(sample_inputs(EMOTION))
+    assert_an_unknown_model_is_a_backend_error("tfserving", tfserving, r"NOT_FOUND.*no-such-model")
 
 
 @pytest.mark.slow
 def test_a_tensor_of_the_wrong_shape_is_a_backend_error_and_the_server_lives_on(tfserving: str) -> None:
-    backend = create_backend(
-        BackendOptions(kind="tfserving", url=tfserving, retries=0), EMOTION, "emotion_minixception-model"
-    )
-    with pytest.raises(BackendError, match="INVALID_ARGUMENT"):
-        backend.run({"input": np.zeros((1, 1, 32, 32), np.float32)})
-    assert backend.run(sample_inputs(EMOTION))["probabilities"].shape == (2, 7)
+    assert_a_wrong_shape_is_a_backend_error_and_the_server_lives_on("tfserving", tfserving)
 
 
 @pytest.mark.slow
@@ -90,9 +84,7 @@ def test_the_model_config_file_is_one_tf_serving_reads(tfserving: str) -> None:
 
 
 def test_a_server_that_is_down_is_a_backend_error_after_the_retries() -> None:
-    options = BackendOptions(kind="tfserving", url=f"127.0.0.1:{free_port()}", timeout_s=2, retries=1)
-    with pytest.raises(BackendError, match="UNAVAILABLE"):
-        create_backend(options, EMOTION, "emotion_minixception-model").run(sample_inputs(EMOTION))
+    assert_a_server_that_is_down_is_unavailable_after_the_retries("tfserving")
 
 
 def test_tensors_survive_the_round_trip_in_every_type_we_send() -> None:

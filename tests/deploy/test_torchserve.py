@@ -8,18 +8,18 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from deploy.local.stack import free_port
 from deploy.torchserve.archives import DEFAULT_STORE, TorchServePorts, build_archives, start_torchserve, stop_torchserve
-from services.runtime.backends import BackendError, BackendOptions, create_backend
+from services.runtime.backends import BackendOptions
 from services.runtime.modelrepo import served_files
 from tests.deploy.model_servers import (
+    assert_a_server_that_is_down_is_unavailable_after_the_retries,
+    assert_an_unknown_model_is_a_backend_error,
     assert_every_model_file_matches_onnx_runtime,
     assert_same_analysis,
     assert_same_generated_faces,
     stack_on,
     wait_until_every_model_answers,
 )
-from tests.onnx_inputs import sample_inputs
 from tests.services.conftest import MODEL_REPO
 
 pytestmark = pytest.mark.slow
@@ -44,17 +44,11 @@ def test_every_model_file_answers_as_onnx_runtime_does(torchserve: str) -> None:
 
 
 def test_a_model_the_server_does_not_have_is_a_backend_error(torchserve: str) -> None:
-    path = MODEL_REPO / "emotion_minixception" / "model.onnx"
-    backend = create_backend(BackendOptions(kind="torchserve", url=torchserve, retries=0), path, "no-such-model")
-    with pytest.raises(BackendError, match="no-such-model"):
-        backend.run(sample_inputs(path))
+    assert_an_unknown_model_is_a_backend_error("torchserve", torchserve)
 
 
 def test_a_server_that_is_down_is_a_backend_error_after_the_retries() -> None:
-    path = MODEL_REPO / "emotion_minixception" / "model.onnx"
-    options = BackendOptions(kind="torchserve", url=f"127.0.0.1:{free_port()}", timeout_s=2, retries=1)
-    with pytest.raises(BackendError, match="UNAVAILABLE"):
-        create_backend(options, path, "emotion_minixception-model").run(sample_inputs(path))
+    assert_a_server_that_is_down_is_unavailable_after_the_retries("torchserve")
 
 
 @pytest.fixture(scope="module")
