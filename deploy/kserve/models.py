@@ -1,10 +1,13 @@
-"""A model repository for MLServer with every model file of model-repo/, and MLServer on loopback (tests).
+"""Model repositories for the Open Inference Protocol servers, with every model file of model-repo/: MLServer's
+(and MLServer on loopback, for the tests) and Triton's.
 
-    python -m deploy.kserve.models   # → .cache/mlserver-models/<model>-<key>/model-settings.json
+    python -m deploy.kserve.models                          # → .cache/mlserver-models/<model>-<key>/model-settings.json
+    python -m deploy.kserve.models --triton DIR             # → DIR/<model>-<key>/{config.pbtxt,1/model.onnx}
 
 MLServer runs in its own environment (`make tools-mlserver`, .cache/mlserver: it pins protobuf < 7, which our
-gRPC stubs outgrew) with our runtime (mlserver_runtime.py). Triton and KServe speak the same protocol: for them, a
-model repository of the same ONNX files is all the kserve_v2 backend needs (not tested here: neither runs here).
+gRPC stubs outgrew) with our runtime (mlserver_runtime.py). Triton runs the same ONNX files with its ONNX Runtime
+backend (on the GPU where it has one); its repository is only written and checked against Triton's config schema
+here, never served: Triton cannot run on these machines.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,6 +36,25 @@ def write_repository(model_repo: Path, repository: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         settings = {"name": name, "implementation": RUNTIME, "parameters": {"uri": str(onnx_file.resolve())}}
         (folder / "model-settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        folders[name] = folder
+    return folders
+
+
+def triton_config(name: str) -> str:
+    """Triton's config.pbtxt: ONNX Runtime, inputs and outputs completed by Triton from the file. No batching by
+    Triton (max_batch_size 0: tensors go through with the shapes sent): our services batch across requests
+    themselves, and MTCNN's refinement stages send hundreds of windows at once."""
+    return f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: 0\n'
+
+
+def write_triton_repository(model_repo: Path, repository: Path) -> dict[str, Path]:
+    """<repository>/<served name>/config.pbtxt and 1/model.onnx for every model file; served name → folder."""
+    folders = {}
+    for name, onnx_file in served_files(model_repo).items():
+        folder = repository / name
+        (folder / "1").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(onnx_file, folder / "1" / "model.onnx")
+        (folder / "config.pbtxt").write_text(triton_config(name))
         folders[name] = folder
     return folders
 
@@ -61,8 +84,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-repo", type=Path, default=REPO_ROOT / "model-repo")
     parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
+    parser.add_argument("--triton", type=Path, help="write Triton's model repository here instead")
     args = parser.parse_args()
-    for name, folder in write_repository(args.model_repo, args.repository).items():
+    written = (
+        write_triton_repository(args.model_repo, args.triton)
+        if args.triton
+        else write_repository(args.model_repo, args.repository)
+    )
+    for name, folder in written.items():
         print(f"{name:<28} {folder}")
 
 

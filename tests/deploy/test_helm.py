@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "faceplane"
 GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
 TFSERVING_VALUES = CHART / "ci" / "gpu-tfserving-values.yaml"
+TRITON_VALUES = CHART / "ci" / "gpu-triton-values.yaml"
 KUBERNETES = "1.33.0"
 CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -47,7 +48,12 @@ def render(*values: Path, sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-VALUES_FILES = {"default": (), "gpu-torchserve": (GPU_VALUES,), "gpu-tfserving": (TFSERVING_VALUES,)}
+VALUES_FILES = {
+    "default": (),
+    "gpu-torchserve": (GPU_VALUES,),
+    "gpu-tfserving": (TFSERVING_VALUES,),
+    "gpu-triton": (TRITON_VALUES,),
+}
 
 
 @pytest.fixture(scope="module", params=list(VALUES_FILES))
@@ -194,6 +200,19 @@ def test_tfserving_values_run_tf_serving_and_send_the_analysis_services_there() 
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "tfserving"} in env
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in env
     assert {"name": "FACEPLANE_DETECTOR_BACKEND", "value": "onnx"} in deployments["detector"]["containers"][0]["env"]
+
+
+def test_triton_values_run_triton_and_send_the_kserve_v2_services_there() -> None:
+    docs = render(TRITON_VALUES)
+    deployments = {component(d): d["spec"]["template"]["spec"] for d in by_kind(docs, "Deployment")}
+    server = deployments["modelserver"]["containers"][0]
+    assert server["image"].endswith("/triton:0.1.0") and server["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {p["name"]: p["containerPort"] for p in server["ports"]} == {"grpc": 8001, "http": 8000, "metrics": 8002}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    for name in ("embedder", "emotion", "agegender", "attributes", "generator"):
+        env = deployments[name]["containers"][0]["env"]
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "kserve_v2"} in env
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in env
 
 
 def test_a_backend_that_is_not_the_model_servers_kind_is_refused() -> None:

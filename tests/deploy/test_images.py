@@ -22,7 +22,7 @@ SERVICE_MODELS = {
     "attributes": {"celeba_attributes", "mask_faceplane", "mask_mobilenetv2"},
     "generator": {"dcgan_faces"},
 }
-MODEL_SERVERS = ["torchserve", "torchserve-cuda", "tfserving", "tfserving-cuda"]
+MODEL_SERVERS = ["torchserve", "torchserve-cuda", "tfserving", "tfserving-cuda", "triton"]
 TARGETS = ["gateway", *SERVICE_MODELS, *MODEL_SERVERS, *(f"{s}-cuda" for s in SERVICE_MODELS)]
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|clang)\b")
 
@@ -109,6 +109,14 @@ def test_tf_serving_serves_the_exported_base_path_with_its_config(target: str) -
     assert f"--model_config_file={SERVING_ROOT}/models.config" in entry and "--port=8500" in entry
     export = " ".join(stages()["savedmodels"][1])
     assert "-m deploy.tfserving.models --base /opt/tfserving-models" in export
+
+
+def test_triton_serves_the_repository_the_models_script_writes() -> None:
+    lines = [line for stage in chain("triton") for line in stage]
+    assert "COPY --from=triton-models --chown=10001:10001 /opt/triton-models /models" in lines
+    entry = next(line for line in lines if line.startswith("ENTRYPOINT"))
+    assert "--model-repository=/models" in entry and "--grpc-port=8001" in entry
+    assert "-m deploy.kserve.models --triton /opt/triton-models" in " ".join(stages()["triton-models"][1])
 
 
 def test_the_gateway_image_carries_the_key_commands() -> None:

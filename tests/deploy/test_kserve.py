@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from kserve_grpc import grpc_service_pb2 as oip
 
-from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
+from deploy.kserve.models import (
+    DEFAULT_REPOSITORY,
+    MLSERVER_ENV,
+    start_mlserver,
+    write_repository,
+    write_triton_repository,
+)
 from deploy.local.stack import free_port, stop
 from services.runtime.backends import BackendError, BackendOptions
 from services.runtime.backends.kserve import output_array
+from services.runtime.modelrepo import served_files
 from tests.deploy.model_servers import (
     assert_a_server_that_is_down_is_unavailable_after_the_retries,
     assert_a_wrong_shape_is_a_backend_error_and_the_server_lives_on,
@@ -68,6 +77,27 @@ def test_answers_that_do_not_fit_their_shape_are_backend_errors() -> None:
     tensor.contents.fp32_contents.extend([1.0, 2.0, 3.0])
     with pytest.raises(BackendError, match="3 values"):
         output_array(tensor, None, "t")
+
+
+def test_the_triton_repository_is_every_model_file_with_a_config_triton_reads(tmp_path: Path) -> None:
+    folders = write_triton_repository(MODEL_REPO, tmp_path)
+    files = served_files(MODEL_REPO)
+    assert set(folders) == set(files)
+    for name, folder in folders.items():
+        assert (folder / "1" / "model.onnx").read_bytes() == files[name].read_bytes()
+    # Triton's own ModelConfig message (tritonclient, in MLServer's environment) parses every config.pbtxt.
+    read = (
+        "import sys, pathlib; from google.protobuf import text_format; "
+        "from tritonclient.grpc.model_config_pb2 import ModelConfig; "
+        "paths = pathlib.Path(sys.argv[1]).glob('*/config.pbtxt'); "
+        "configs = [text_format.Parse(p.read_text(), ModelConfig()) for p in paths]; "
+        "print(' '.join(f'{c.name}:{c.backend}:{c.max_batch_size}' for c in configs))"
+    )
+    result = subprocess.run(
+        [str(MLSERVER_ENV / "bin" / "python"), "-c", read, str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == sorted(f"{name}:onnxruntime:0" for name in files)
 
 
 @pytest.fixture(scope="module")

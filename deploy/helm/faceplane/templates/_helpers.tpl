@@ -128,9 +128,16 @@ spec:
 
 {{- /* The model server container's ports, fixed by its image: TorchServe's config, TF Serving's entrypoint (metrics
 on the REST port, at /metrics per the image's monitoring.config). */ -}}
+{{- /* Which model server kind each model-server backend of a service needs. */ -}}
+{{- define "faceplane.backendServers" -}}
+{torchserve: torchserve, tfserving: tfserving, kserve_v2: triton}
+{{- end -}}
+
 {{- define "faceplane.modelServerPorts" -}}
 {{- if eq .kind "tfserving" -}}
 {grpc: 8500, http: 8501, metrics: 8501}
+{{- else if eq .kind "triton" -}}
+{grpc: 8001, http: 8000, metrics: 8002}
 {{- else -}}
 {grpc: 7070, http: 8080, metrics: 8082}
 {{- end -}}
