@@ -13,25 +13,19 @@ machine's cores, as on one node; the figures compare each protocol's and server'
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
-from deploy.local.stack import free_port, stop
-from deploy.tfserving.models import DEFAULT_BASE, build_model_base, start_standin
-from deploy.torchserve.archives import DEFAULT_STORE, TorchServePorts, build_archives, start_torchserve, stop_torchserve
 from services.runtime.backends import BackendOptions, create_backend
 from services.runtime.modelrepo import served_files
-from tests.deploy.model_servers import wait_until_every_model_answers
+from tests.deploy.model_servers import model_server
 from tests.onnx_inputs import sample_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,30 +33,6 @@ MODEL_REPO = REPO / "model-repo"
 MODELS = ["emotion_faceplane-model", "dlib_resnet-model", "mtcnn-pnet"]
 BATCHES = (1, 16)
 KINDS = ("onnx", "torchserve", "tfserving", "kserve_v2")
-
-
-@contextlib.contextmanager
-def model_server(kind: str, files: dict[str, Path], work: Path) -> Iterator[str]:
-    """The server of `kind` on loopback with at least `files`; its gRPC address once they answer."""
-    if kind == "torchserve":
-        build_archives(MODEL_REPO, DEFAULT_STORE)
-        ports = TorchServePorts.free()
-        proc = start_torchserve(ports, DEFAULT_STORE, list(files), work)
-        url, halt = f"127.0.0.1:{ports.grpc_inference}", stop_torchserve
-    elif kind == "tfserving":
-        build_model_base(MODEL_REPO, DEFAULT_BASE)
-        port = free_port()
-        proc, url, halt = start_standin(DEFAULT_BASE, port, work / "tfserving.log"), f"127.0.0.1:{port}", stop
-    else:
-        write_repository(MODEL_REPO, DEFAULT_REPOSITORY)
-        port = free_port()
-        proc = start_mlserver(DEFAULT_REPOSITORY, port, free_port(), free_port(), work / "mlserver.log")
-        url, halt = f"127.0.0.1:{port}", stop
-    try:
-        wait_until_every_model_answers(BackendOptions(kind=kind, url=url, timeout_s=60, retries=0), files)
-        yield url
-    finally:
-        halt(proc)
 
 
 def measure(kind: str, url: str, files: dict[str, Path], seconds: float) -> list[dict]:
@@ -80,7 +50,7 @@ def measure(kind: str, url: str, files: dict[str, Path], seconds: float) -> list
                 start = time.perf_counter()
                 backend.run(feeds)
                 latencies.append(time.perf_counter() - start)
-            calls = len(latencies) / sum(latencies)
+            calls = len(latencies) / max(sum(latencies), 1e-9)
             row = {"backend": kind, "model": name, "batch": batch, "calls_per_s": calls, "faces_per_s": calls * batch,
                    "ms_p50": 1000 * float(np.median(latencies))}  # fmt: skip
             rows.append(row)
@@ -102,7 +72,7 @@ def main() -> None:
         if kind == "onnx":
             rows += measure(kind, "", files, args.seconds)
             continue
-        with tempfile.TemporaryDirectory() as work, model_server(kind, files, Path(work)) as url:
+        with tempfile.TemporaryDirectory() as work, model_server(kind, Path(work), files) as url:
             rows += measure(kind, url, files, args.seconds)
 
     print(f"\n{'model':<26} {'batch':>5} " + " ".join(f"{k:>11}" for k in args.kinds) + "   (faces/s)")

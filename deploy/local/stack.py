@@ -156,14 +156,20 @@ def wait_tcp(port: int, timeout_s: float = 30.0) -> None:
 
 
 def spawn_listening(
-    args: list[str], env: dict[str, str], log_path: Path, port: int, timeout_s: float = 180
+    args: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    port: int,
+    timeout_s: float = 180,
+    halt: Callable[[subprocess.Popen], None] | None = None,
 ) -> subprocess.Popen:
-    """`spawn`, then wait until something listens on the loopback port; a process that never does is stopped."""
+    """`spawn`, then wait until something listens on the loopback port; a process that never does is stopped
+    (by `halt`, for one that leaves children of its own)."""
     proc = spawn(args, env, log_path)
     try:
         wait_tcp(port, timeout_s=timeout_s)
     except TimeoutError:
-        stop(proc)
+        (halt or stop)(proc)
         raise
     return proc
 

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local.stack import REPO_ROOT, free_port, spawn, wait_tcp
+from deploy.local.stack import REPO_ROOT, free_port, spawn_listening
 from services.runtime.modelrepo import served_files
 
 HANDLER = REPO_ROOT / "services" / "runtime" / "backends" / "torchserve_handler.py"
@@ -90,13 +90,8 @@ def start_torchserve(
             "--model-store", str(store)]  # fmt: skip
     # Its own TMPDIR: TorchServe keeps a pid file there and refuses to start while another server's exists.
     own = {"LOG_LOCATION": str(work_dir / "logs"), "METRICS_LOCATION": str(work_dir / "logs"), "TMPDIR": str(work_dir)}
-    proc = spawn(args, {**own, **(env or {})}, work_dir / "torchserve.log")
-    try:
-        wait_tcp(ports.grpc_inference, timeout_s=60)
-    except TimeoutError:
-        stop_torchserve(proc)
-        raise
-    return proc
+    log = work_dir / "torchserve.log"
+    return spawn_listening(args, {**own, **(env or {})}, log, ports.grpc_inference, timeout_s=60, halt=stop_torchserve)
 
 
 def stop_torchserve(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:

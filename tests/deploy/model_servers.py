@@ -1,9 +1,11 @@
-"""What the model-server backend tests share: waiting for a server's models, every model file against ONNX Runtime,
-and a second full stack on the server whose answers must match the in-process stack's."""
+"""What the model-server backend tests (and bench/model_servers.py) share: each server on loopback with our
+models, every model file against ONNX Runtime, the error cases, and a second full stack on the server whose answers
+must match the in-process stack's."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import time
 from collections.abc import Iterator
@@ -14,7 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deploy.local.stack import Stack, available_services, free_port
+from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
+from deploy.local.stack import Stack, available_services, free_port, stop
+from deploy.tfserving.models import DEFAULT_BASE, build_model_base, start_standin
+from deploy.torchserve.archives import DEFAULT_STORE, TorchServePorts, build_archives, start_torchserve, stop_torchserve
 from services.runtime.backends import BackendError, BackendOptions, create_backend
 from services.runtime.backends.onnx import OnnxBackend
 from services.runtime.modelrepo import served_files
@@ -41,6 +46,33 @@ def wait_until_every_model_answers(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def model_server(kind: str, work: Path, files: dict[str, Path] | None = None) -> Iterator[str]:
+    """The model server a backend `kind` speaks to, on loopback with our models (TorchServe loads only `files`,
+    default all); its gRPC address once every one of `files` answers, stopped afterwards."""
+    files = files or served_files(MODEL_REPO)
+    if kind == "torchserve":
+        build_archives(MODEL_REPO, DEFAULT_STORE)
+        ports = TorchServePorts.free()
+        proc, port = start_torchserve(ports, DEFAULT_STORE, list(files), work), ports.grpc_inference
+    elif kind == "tfserving":
+        build_model_base(MODEL_REPO, DEFAULT_BASE)
+        port = free_port()
+        proc = start_standin(DEFAULT_BASE, port, work / "tfserving.log")
+    elif kind == "kserve_v2":
+        write_repository(MODEL_REPO, DEFAULT_REPOSITORY)
+        port = free_port()
+        proc = start_mlserver(DEFAULT_REPOSITORY, port, free_port(), free_port(), work / "mlserver.log")
+    else:
+        raise ValueError(f"no model server for backend {kind!r}")
+    url = f"127.0.0.1:{port}"
+    try:
+        wait_until_every_model_answers(BackendOptions(kind=kind, url=url, timeout_s=30, retries=0), files)
+        yield url
+    finally:
+        (stop_torchserve if kind == "torchserve" else stop)(proc)
 
 
 def assert_every_model_file_matches_onnx_runtime(options: BackendOptions) -> None:

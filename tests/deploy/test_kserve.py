@@ -13,13 +13,9 @@ import pytest
 from kserve_grpc import grpc_service_pb2 as oip
 
 from deploy.kserve.models import (
-    DEFAULT_REPOSITORY,
     MLSERVER_ENV,
-    start_mlserver,
-    write_repository,
     write_triton_repository,
 )
-from deploy.local.stack import free_port, stop
 from services.runtime.backends import BackendError, BackendOptions
 from services.runtime.backends.kserve import output_array
 from services.runtime.modelrepo import served_files
@@ -30,24 +26,17 @@ from tests.deploy.model_servers import (
     assert_every_model_file_matches_onnx_runtime,
     assert_same_analysis,
     assert_same_generated_faces,
+    model_server,
     stack_on,
-    wait_until_every_model_answers,
 )
 from tests.services.conftest import MODEL_REPO
 
 
 @pytest.fixture(scope="module")
 def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    write_repository(MODEL_REPO, DEFAULT_REPOSITORY)
-    grpc_port = free_port()
-    log = tmp_path_factory.mktemp("mlserver") / "mlserver.log"
-    proc = start_mlserver(DEFAULT_REPOSITORY, grpc_port, free_port(), free_port(), log)
-    url = f"127.0.0.1:{grpc_port}"
-    try:
-        wait_until_every_model_answers(BackendOptions(kind="kserve_v2", url=url, timeout_s=30, retries=0))
+    """MLServer with every model file of model-repo/ under our ONNX Runtime model class; its address."""
+    with model_server("kserve_v2", tmp_path_factory.mktemp("mlserver")) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 @pytest.mark.slow

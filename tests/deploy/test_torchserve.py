@@ -8,35 +8,25 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from deploy.torchserve.archives import DEFAULT_STORE, TorchServePorts, build_archives, start_torchserve, stop_torchserve
 from services.runtime.backends import BackendOptions
-from services.runtime.modelrepo import served_files
 from tests.deploy.model_servers import (
     assert_a_server_that_is_down_is_unavailable_after_the_retries,
     assert_an_unknown_model_is_a_backend_error,
     assert_every_model_file_matches_onnx_runtime,
     assert_same_analysis,
     assert_same_generated_faces,
+    model_server,
     stack_on,
-    wait_until_every_model_answers,
 )
-from tests.services.conftest import MODEL_REPO
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """TorchServe with every model file of model-repo/, its gRPC inference address once all models answer."""
-    build_archives(MODEL_REPO, DEFAULT_STORE)
-    ports = TorchServePorts.free()
-    proc = start_torchserve(ports, DEFAULT_STORE, list(served_files(MODEL_REPO)), tmp_path_factory.mktemp("ts"))
-    url = f"127.0.0.1:{ports.grpc_inference}"
-    try:
-        wait_until_every_model_answers(BackendOptions(kind="torchserve", url=url, timeout_s=30, retries=0))
+    """TorchServe with every model file of model-repo/; its gRPC inference address."""
+    with model_server("torchserve", tmp_path_factory.mktemp("torchserve")) as url:
         yield url
-    finally:
-        stop_torchserve(proc)
 
 
 def test_every_model_file_answers_as_onnx_runtime_does(torchserve: str) -> None:
