@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
+
+
+def vgg_features(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
+    """One block per width: two 3×3 convolutions with batch norm and ReLU, then a 2×2 max pool."""
+
+    def block(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )  # fmt: skip
+
+    channels = (in_channels, *widths)
+    return nn.Sequential(*(block(channels[i], channels[i + 1]) for i in range(len(widths))))
 
 
 class SmallCnn(nn.Module):
@@ -22,16 +37,8 @@ class SmallCnn(nn.Module):
     ) -> None:
         super().__init__()
 
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )  # fmt: skip
-
         self.activation = activation
-        channels = (3, *widths)
-        self.features = nn.Sequential(*(block(channels[i], channels[i + 1]) for i in range(4)))
+        self.features = vgg_features(3, widths)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(widths[-1], outputs)
         )

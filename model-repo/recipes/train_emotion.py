@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import TrainingRun
+from small_cnn import TrainingRun, vgg_features
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -41,15 +41,8 @@ class EmotionNet(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
 
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )  # fmt: skip
-
         w = width
-        self.features = nn.Sequential(block(1, w), block(w, 2 * w), block(2 * w, 4 * w), block(4 * w, 8 * w))
+        self.features = vgg_features(1, (w, 2 * w, 4 * w, 8 * w))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(8 * w, 7))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,14 +37,9 @@ class InferenceBackend(ABC):
     """
 
     kind: str
-
-    @property
-    @abstractmethod
-    def input_names(self) -> list[str]: ...
-
-    @property
-    @abstractmethod
-    def output_names(self) -> list[str]: ...
+    # The graph's tensor names, in its order; every backend sets them when it loads the model.
+    input_names: list[str]
+    output_names: list[str]
 
     @abstractmethod
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...

@@ -63,7 +63,7 @@ class KServeV2Backend(ModelServerBackend):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         request = oip.ModelInferRequest(
             model_name=self.served,
-            outputs=[oip.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in self._outputs],
+            outputs=[oip.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in self.output_names],
         )
         for name, value in inputs.items():
             if value.dtype not in NUMPY_TO_DATATYPE:

@@ -101,23 +101,15 @@ class ModelServerBackend(InferenceBackend):
         self.served = served
         self.timeout_s = options.timeout_s
         self.retries = options.retries
-        self._inputs, self._outputs = onnx_io_names(path)
+        self.input_names, self.output_names = onnx_io_names(path)
         self.channel = channel_to(options.url)
-
-    @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
 
     def outputs_of(self, got: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's outputs, in its order, from what the server answered."""
-        missing = set(self._outputs) - set(got)
+        missing = set(self.output_names) - set(got)
         if missing:
             raise BackendError(f"{self.kind} {self.served}: the answer lacks {sorted(missing)}")
-        return {name: got[name] for name in self._outputs}
+        return {name: got[name] for name in self.output_names}
 
     def call(self, method: Callable[..., T], request: object) -> T:
         """One RPC with this backend's deadline and retries; failures as BackendError."""

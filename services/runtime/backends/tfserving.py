@@ -78,7 +78,7 @@ class TfServingBackend(ModelServerBackend):
         request = prediction_service_pb2.PredictRequest(
             model_spec=prediction_service_pb2.ModelSpec(name=self.served, signature_name="serving_default"),
             inputs={name: to_tensor_proto(value) for name, value in inputs.items()},
-            output_filter=self._outputs,
+            output_filter=self.output_names,
         )
         reply = self.call(self._stub.Predict, request)
         what = f"tfserving {self.served}"

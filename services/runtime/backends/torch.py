@@ -53,8 +53,9 @@ class TorchBackend(InferenceBackend):
         if intra_op_threads and self.device.type == "cpu":
             torch.set_num_threads(intra_op_threads)
         proto = inline_weight_casts(onnx.load(str(path)))
-        self._inputs = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
-        self._outputs = [o.name for o in proto.graph.output]
+        weights = {t.name for t in proto.graph.initializer}
+        self.input_names = [i.name for i in proto.graph.input if i.name not in weights]
+        self.output_names = [o.name for o in proto.graph.output]
         try:
             self._module = convert(proto).eval().to(self.device)
         except Exception as exc:  # an operator onnx2torch does not know: say which model, at start-up
@@ -62,23 +63,16 @@ class TorchBackend(InferenceBackend):
         # onnx2torch modules are not documented thread-safe; one call at a time per model (the GPU serialises anyway).
         self._lock = threading.Lock()
 
-    @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
-
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            tensors = [torch.from_numpy(np.ascontiguousarray(inputs[name])).to(self.device) for name in self._inputs]
+            arrays = [np.ascontiguousarray(inputs[name]) for name in self.input_names]
         except KeyError as exc:
             raise BackendError(f"missing input {exc}") from exc
+        tensors = [torch.from_numpy(array).to(self.device) for array in arrays]
         try:
             with self._lock, torch.inference_mode(), torch.autocast(self.device.type, torch.float16, self.fp16):
                 out = self._module(*tensors)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(str(exc)) from exc
         outputs = out if isinstance(out, (list, tuple)) else [out]
-        return {name: t.float().cpu().numpy() for name, t in zip(self._outputs, outputs, strict=True)}
+        return {name: t.float().cpu().numpy() for name, t in zip(self.output_names, outputs, strict=True)}
