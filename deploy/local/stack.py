@@ -10,6 +10,7 @@ Tests use the same functions to start real servers on free ports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -156,20 +157,14 @@ def wait_tcp(port: int, timeout_s: float = 30.0) -> None:
 
 
 def spawn_listening(
-    args: list[str],
-    env: dict[str, str],
-    log_path: Path,
-    port: int,
-    timeout_s: float = 180,
-    halt: Callable[[subprocess.Popen], None] | None = None,
+    args: list[str], env: dict[str, str], log_path: Path, port: int, timeout_s: float = 180
 ) -> subprocess.Popen:
-    """`spawn`, then wait until something listens on the loopback port; a process that never does is stopped
-    (by `halt`, for one that leaves children of its own)."""
+    """`spawn`, then wait until something listens on the loopback port; a process that never does is stopped."""
     proc = spawn(args, env, log_path)
     try:
         wait_tcp(port, timeout_s=timeout_s)
     except TimeoutError:
-        (halt or stop)(proc)
+        stop(proc)
         raise
     return proc
 
@@ -179,14 +174,18 @@ def available_services() -> list[str]:
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """SIGTERM to what `spawn` started and everything it started in turn (its own process group: TorchServe's
+    Java server and model workers, for one), SIGKILL to whatever is left after `timeout_s`."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # children still alive after the process itself left
 
 
 @dataclass

@@ -9,10 +9,7 @@ TorchServe serves it under the same name the torchserve backend asks for (`serve
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -91,22 +88,7 @@ def start_torchserve(
     # Its own TMPDIR: TorchServe keeps a pid file there and refuses to start while another server's exists.
     own = {"LOG_LOCATION": str(work_dir / "logs"), "METRICS_LOCATION": str(work_dir / "logs"), "TMPDIR": str(work_dir)}
     log = work_dir / "torchserve.log"
-    return spawn_listening(args, {**own, **(env or {})}, log, ports.grpc_inference, timeout_s=60, halt=stop_torchserve)
-
-
-def stop_torchserve(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
-    """The launcher and the Java server it started (and the model workers the server started): one process
-    group, since spawn gives every child its own session."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # anything of the group still alive after the launcher left
+    return spawn_listening(args, {**own, **(env or {})}, log, ports.grpc_inference, timeout_s=60)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from PIL import Image
 from deploy.kserve.models import DEFAULT_REPOSITORY, start_mlserver, write_repository
 from deploy.local.stack import Stack, available_services, free_port, stop
 from deploy.tfserving.models import DEFAULT_BASE, build_model_base, start_standin
-from deploy.torchserve.archives import DEFAULT_STORE, TorchServePorts, build_archives, start_torchserve, stop_torchserve
+from deploy.torchserve.archives import DEFAULT_STORE, TorchServePorts, build_archives, start_torchserve
 from services.runtime.backends import BackendError, BackendOptions, create_backend
 from services.runtime.backends.onnx import OnnxBackend
 from services.runtime.modelrepo import served_files
@@ -72,7 +72,7 @@ def model_server(kind: str, work: Path, files: dict[str, Path] | None = None) ->
         wait_until_every_model_answers(BackendOptions(kind=kind, url=url, timeout_s=30, retries=0), files)
         yield url
     finally:
-        (stop_torchserve if kind == "torchserve" else stop)(proc)
+        stop(proc)
 
 
 def assert_every_model_file_matches_onnx_runtime(options: BackendOptions) -> None:
