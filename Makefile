@@ -65,6 +65,9 @@ bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (bat
 loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → loadtest/results/
 	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))
 
+bench-gpu: $(STAMP)  ## on the GPU machine: detection + embedding end to end, torch on CUDA, replicated stack (~5 min)
+	$(PY) -m bench.gpu $(if $(BACKEND),--backend $(BACKEND))
+
 bench-model-servers: $(STAMP) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## one model call through each backend: in-process, TorchServe, TF Serving stand-in, MLServer (~4 min)
 	$(PY) -m bench.model_servers $(if $(SECONDS),--seconds $(SECONDS))
 

@@ -48,12 +48,15 @@ _RETRY = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 _WRITES = ["CreateSubject", "AddFaces", "DeleteSubject", "DeleteFace"]
+# round_robin: a URL naming several replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051", or a headless Service's
+# "dns:///detector:50051") spreads calls over all of them; gRPC's default would pin every call to the first.
 _SERVICE_CONFIG = json.dumps(
     {
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {"name": [{"service": "faceplane.v1.Embedder", "method": m} for m in _WRITES]},
             {"name": [{}], "retryPolicy": _RETRY},
-        ]
+        ],
     }
 )
 _MAX_MESSAGE = 64 * 1024 * 1024

@@ -1,0 +1,240 @@
+"""The GPU run: detection + embedding end to end on single-face 640×480 JPEGs, the whole stack on one machine.
+
+    make bench-gpu      (python -m bench.gpu [--backend torch] [--detectors 6] [--gateways 4])
+                        # on the GPU machine; prints tables, writes bench/results/serving_gpu.json
+
+The stack is started as replicas on loopback, as a cluster would run it: `--gateways` gateway processes (the load
+spreads over them, as a Kubernetes Service would), `--detectors` detector and `--embedders` embedder processes
+(every gateway spreads its calls over them with gRPC's round_robin). Load comes from `--clients` processes
+posting `POST /v1/analyze?features=embedding` back to back at each concurrency. First the plain stack (one of
+each), then the replicated one. Then, with the stack stopped, what bounds it: JPEG decode on one core, the
+detector alone in-process (one thread), the embedder alone at batch 1 and its best batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from deploy.local.stack import free_port, spawn, stop, wait_grpc_serving, wait_http_ok
+from tests import images
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_REPO = REPO / "model-repo"
+
+
+def photo_one_face_640x480() -> bytes:
+    """The astronaut's upper 512×384 (her face whole inside), scaled to 640×480, JPEG quality 92."""
+    crop = Image.fromarray(images.astronaut()).crop((0, 0, 512, 384)).resize((640, 480), Image.LANCZOS)
+    return images.encode(np.asarray(crop), quality=92)
+
+
+def client_process(urls: list[str], data: bytes, clients: int, seconds: float) -> dict[str, Any]:
+    """One load process: `clients` connections, client i on gateway i mod len(urls); latencies of the timed part."""
+
+    async def run() -> dict[str, Any]:
+        latencies: list[float] = []
+        errors = 0
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        sessions = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
+
+        async def post(i: int) -> bool:
+            files = {"image": ("photo.jpg", data, "image/jpeg")}
+            r = await sessions[i % len(urls)].post("/v1/analyze", files=files, params={"features": "embedding"})
+            return r.status_code == 200 and len(r.json()["faces"]) == 1 and "embedding" in r.json()["faces"][0]
+
+        for _ in range(2):  # warm-up: connections, first batches
+            await asyncio.gather(*(post(i) for i in range(clients)))
+        deadline = time.perf_counter() + seconds
+
+        async def worker(i: int) -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                ok = await post(i)
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        wall = time.perf_counter() - start
+        for s in sessions:
+            await s.aclose()
+        return {"latencies": latencies, "errors": errors, "wall": wall}
+
+    return asyncio.run(run())
+
+
+def load(urls: list[str], data: bytes, concurrency: int, processes: int, seconds: float) -> dict[str, Any]:
+    processes = min(processes, concurrency)
+    shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.starmap(client_process, [(urls, data, n, seconds) for n in shares])
+    ms = 1000 * np.array([x for p in parts for x in p["latencies"]])
+    wall = max(p["wall"] for p in parts)
+    return {
+        "concurrency": concurrency,
+        "requests": len(ms),
+        "errors": sum(p["errors"] for p in parts),
+        "images_per_s": len(ms) / wall,
+        "ms_p50": float(np.percentile(ms, 50)),
+        "ms_p95": float(np.percentile(ms, 95)),
+        "ms_p99": float(np.percentile(ms, 99)),
+    }
+
+
+def start_stack(log_dir: Path, backend: str, gateways: int, detectors: int, embedders: int) -> tuple[list, list[str]]:
+    """Replicas of detector, embedder and gateway; returns the processes and the gateways' URLs."""
+    procs = []
+    replicas: dict[str, list[int]] = {"detector": [], "embedder": []}
+    try:
+        for service, count in (("detector", detectors), ("embedder", embedders)):
+            for i in range(count):
+                port = free_port()
+                env = {f"FACEPLANE_{service.upper()}_PORT": str(port), f"FACEPLANE_{service.upper()}_BACKEND": backend}
+                procs.append(spawn([sys.executable, "-m", f"services.{service}"], env, log_dir / f"{service}-{i}.log"))
+                replicas[service].append(port)
+        for ports in replicas.values():
+            for port in ports:
+                wait_grpc_serving(f"127.0.0.1:{port}", timeout_s=180)
+        urls = []
+        for i in range(gateways):
+            port = free_port()
+            env = {
+                "FACEPLANE_GATEWAY_PORT": str(port),
+                "FACEPLANE_GATEWAY_AUTH": "false",
+                "FACEPLANE_GATEWAY_LOG_LEVEL": "WARNING",
+                **{
+                    f"FACEPLANE_GATEWAY_{s.upper()}_URL": "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
+                    for s, ports in replicas.items()
+                },
+            }
+            procs.append(spawn([sys.executable, "-m", "gateway"], env, log_dir / f"gateway-{i}.log"))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            wait_http_ok(f"{url}/healthz", timeout_s=120)
+    except BaseException:
+        for proc in procs:
+            stop(proc)
+        raise
+    return procs, urls
+
+
+def end_to_end(args: argparse.Namespace, data: bytes, layout: tuple[int, int, int]) -> list[dict[str, Any]]:
+    gateways, detectors, embedders = layout
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            procs, urls = start_stack(Path(tmp), args.backend, gateways, detectors, embedders)
+        except Exception:
+            for log in sorted(Path(tmp).glob("*.log")):
+                print(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
+            raise
+        try:
+            for concurrency in args.concurrency:
+                r = load(urls, data, concurrency, args.clients, args.seconds)
+                r.update(gateways=gateways, detectors=detectors, embedders=embedders)
+                rows.append(r)
+                print(f"  {gateways} gw · {detectors} det · {embedders} emb  c={concurrency:<4} "
+                      f"{r['images_per_s']:7.1f} img/s  p50 {r['ms_p50']:6.1f}  p99 {r['ms_p99']:6.1f} ms  "
+                      f"errors {r['errors']}", flush=True)  # fmt: skip
+        finally:
+            for proc in procs:
+                stop(proc)
+    return rows
+
+
+def rate(fn: Any, seconds: float, per_call: int = 1) -> float:
+    fn()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        done += per_call
+    return done / (time.perf_counter() - start)
+
+
+def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
+    """Each stage alone in this process, one thread: what a core or the accelerator gives per second."""
+    from services.detector.decode import decode_image
+    from services.detector.model import MtcnnDetector
+    from services.detector.pipeline import FacePipeline
+    from services.embedder.model import EmbeddingModel
+    from services.runtime.backends import BackendOptions
+    from services.runtime.modelrepo import load_model
+
+    options = BackendOptions(kind=backend)  # type: ignore[arg-type]
+    embedder = load_model(MODEL_REPO, "dlib_resnet", options)
+    assert embedder.config.crop is not None
+    pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn", options)), 10**8, 100)
+    crop = pipeline.run(data, [embedder.config.crop]).faces[0].crops[0]
+    embed = EmbeddingModel(embedder).embed
+    out = {
+        "decode_images_per_s_one_core": rate(lambda: decode_image(data, 10**8), seconds),
+        "detect_images_per_s_one_thread": rate(lambda: pipeline.run(data), seconds),
+        "detect_align_images_per_s_one_thread": rate(lambda: pipeline.run(data, [embedder.config.crop]), seconds),
+    }
+    for batch in (1, 16, 64, 256):
+        crops = np.repeat(crop[None], batch, axis=0)
+        out[f"embed_faces_per_s_batch_{batch}"] = rate(lambda c=crops: embed(c), seconds, batch)
+    return out
+
+
+def machine() -> str:
+    name = f"{platform.machine()}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            name += f", {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    except ImportError:
+        pass
+    return name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="torch", help="the services' inference backend (torch: CUDA if present)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--gateways", type=int, default=4)
+    parser.add_argument("--detectors", type=int, default=6)
+    parser.add_argument("--embedders", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=3, help="load-generating processes")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 128])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving_gpu.json")
+    args = parser.parse_args()
+    data = photo_one_face_640x480()
+    print(f"faceplane GPU benchmark · {machine()} · {datetime.date.today()} · backend {args.backend}", flush=True)
+
+    print("\nPOST /v1/analyze?features=embedding, one face, 640×480 JPEG", flush=True)
+    rows = []
+    for layout in dict.fromkeys([(1, 1, 1), (args.gateways, args.detectors, args.embedders)]):
+        rows += end_to_end(args, data, layout)
+
+    print("\nwhat bounds it: each stage alone, one thread", flush=True)
+    parts = components(args.backend, data, args.seconds / 2)
+    for name, value in parts.items():
+        print(f"  {name:40} {value:9.1f}")
+
+    record = {"date": str(datetime.date.today()), "machine": machine(), "backend": args.backend,
+              "seconds_per_measurement": args.seconds, "end_to_end": rows, "components": parts}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
