@@ -1,10 +1,10 @@
 """The GPU run: detection + embedding end to end on single-face 640×480 JPEGs, the whole stack on one machine.
 
-    make bench-gpu      (python -m bench.gpu [--backend torch] [--detectors 6] [--gateways 4])
+    make bench-gpu      (python -m bench.gpu [--backend torch] [--layout 1,1,1 --layout 4,6,1])
                         # on the GPU machine; prints tables, writes bench/results/serving_gpu.json
 
-The stack is started as replicas on loopback, as a cluster would run it: `--gateways` gateway processes (the load
-spreads over them, as a Kubernetes Service would), `--detectors` detector and `--embedders` embedder processes
+The stack is started as replicas on loopback, as a cluster would run it (`--layout`): gateway processes (the load
+spreads over them, as a Kubernetes Service would), detector and embedder processes
 (every gateway spreads its calls over them with gRPC's round_robin). Load comes from `--clients` processes
 posting `POST /v1/analyze?features=embedding` back to back at each concurrency. First the plain stack (one of
 each), then the replicated one. Then, with the stack stopped, what bounds it: JPEG decode on one core, the
@@ -193,6 +193,11 @@ def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
     return out
 
 
+def layout_arg(value: str) -> tuple[int, int, int]:
+    gateways, detectors, embedders = (int(n) for n in value.split(","))
+    return gateways, detectors, embedders
+
+
 def machine() -> str:
     name = f"{platform.machine()}, {os.cpu_count()} cores"
     try:
@@ -209,9 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="torch", help="the services' inference backend (torch: CUDA if present)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
-    parser.add_argument("--gateways", type=int, default=4)
-    parser.add_argument("--detectors", type=int, default=6)
-    parser.add_argument("--embedders", type=int, default=1)
+    parser.add_argument("--layout", action="append", type=layout_arg, help="GATEWAYS,DETECTORS,EMBEDDERS (repeatable;"
+                        " default: 1,1,1 then 4,6,1)")  # fmt: skip
     parser.add_argument("--clients", type=int, default=3, help="load-generating processes")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 128])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving_gpu.json")
@@ -221,7 +225,7 @@ def main() -> None:
 
     print("\nPOST /v1/analyze?features=embedding, one face, 640×480 JPEG", flush=True)
     rows = []
-    for layout in dict.fromkeys([(1, 1, 1), (args.gateways, args.detectors, args.embedders)]):
+    for layout in args.layout or [(1, 1, 1), (4, 6, 1)]:
         rows += end_to_end(args, data, layout)
 
     print("\nwhat bounds it: each stage alone, one thread", flush=True)

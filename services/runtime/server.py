@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -113,6 +114,9 @@ def run_service(
     """The whole life of a service process; `build` loads the model and returns what to host."""
     settings = load_settings(service, settings_cls)
     configure_logging(settings.log_level, settings.log_json)
+    # OpenCV's pool (a thread per core) would compete with the inference workers, which already use every core:
+    # OpenCV gets the same per-call budget as ONNX Runtime.
+    cv2.setNumThreads(settings.intra_op_threads)
     serve_metrics(settings.metrics_host, settings.metrics_port)
     registrations = build(settings)
     asyncio.run(serve_until_signalled(settings, registrations))
