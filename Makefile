@@ -151,7 +151,7 @@ models-rebuild-keras: $(TF_TOOLS)/.keras-sources
 train-attributes: $(TOOLS)/.ready  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
 	$(TOOLS)/bin/python model-repo/recipes/train_attributes.py --data $(DATA)
 
-train-emotion: $(TOOLS)/.ready  ## train the emotion model on FER-2013 in $(DATA) (GPU: ~10 min; CPU: WIDTH=32 EPOCHS=15, ~45 min)
+train-emotion: $(TOOLS)/.ready  ## train the emotion model on FER-2013 in $(DATA) (H100: ~6 min; CPU: WIDTH=32 EPOCHS=15, ~45 min)
 	$(TOOLS)/bin/python model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 train-agegender: $(TOOLS)/.ready  ## train the age/gender heads on UTKFace in $(DATA) (CPU ~8 min) → model-repo/agegender_faceplane

@@ -218,6 +218,7 @@ def main() -> None:
                         " default: 1,1,1 then 4,6,1)")  # fmt: skip
     parser.add_argument("--clients", type=int, default=3, help="load-generating processes")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 128])
+    parser.add_argument("--no-components", action="store_true", help="skip measuring each stage alone")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving_gpu.json")
     args = parser.parse_args()
     data = photo_one_face_640x480()
@@ -228,10 +229,12 @@ def main() -> None:
     for layout in args.layout or [(1, 1, 1), (4, 6, 1)]:
         rows += end_to_end(args, data, layout)
 
-    print("\nwhat bounds it: each stage alone, one thread", flush=True)
-    parts = components(args.backend, data, args.seconds / 2)
-    for name, value in parts.items():
-        print(f"  {name:40} {value:9.1f}")
+    parts = {}
+    if not args.no_components:
+        print("\nwhat bounds it: each stage alone, one thread", flush=True)
+        parts = components(args.backend, data, args.seconds / 2)
+        for name, value in parts.items():
+            print(f"  {name:40} {value:9.1f}")
 
     record = {"date": str(datetime.date.today()), "machine": machine(), "backend": args.backend,
               "seconds_per_measurement": args.seconds, "end_to_end": rows, "components": parts}  # fmt: skip

@@ -37,6 +37,7 @@ import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from onnx import helper, numpy_helper
+from onnx_weights import store_weights_fp16
 from PIL import Image
 from torch import nn
 
@@ -254,21 +255,7 @@ def finish(model: onnx.ModelProto, path: Path) -> None:
 
 
 def to_fp16_weights(src: Path, dst: Path) -> None:
-    """Large initializers stored as fp16 with a Cast back to fp32 (ONNX Runtime folds the Casts at load time)."""
-    model = onnx.load(str(src))
-    graph = model.graph
-    casts = []
-    for init in graph.initializer:
-        array = numpy_helper.to_array(init)
-        if array.dtype != np.float32 or array.size < 1024:
-            continue
-        name = init.name
-        init.CopyFrom(numpy_helper.from_array(array.astype(np.float16), f"{name}_fp16"))
-        casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT))
-    nodes = casts + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    finish(model, dst)
+    finish(store_weights_fp16(onnx.load(str(src))), dst)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -179,8 +179,12 @@ class MtcnnDetector:
         """P-Net over the image pyramid: candidate squares (x1, y1, x2, y2, score)."""
         h, w = image.shape[:2]
         found = []
+        # Each level is resized from the one before, bilinear: 30× cheaper than area-averaging the whole image for
+        # every level (the largest CPU cost of a detection), and on WIDER it finds more faces with fewer false
+        # positives (model-repo/mtcnn/card.md).
+        resized = image
         for scale in self._scales(h, w):
-            resized = cv2.resize(image, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_AREA)
+            resized = cv2.resize(resized, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_LINEAR)
             out = self.pnet.run({"input": _normalise(resized[None])})
             prob = out["probability"][0, 1]
             reg = out["regression"][0]
