@@ -48,11 +48,8 @@ _RETRY = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 _WRITES = ["CreateSubject", "AddFaces", "DeleteSubject", "DeleteFace"]
-# round_robin: a URL naming several replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051", or a headless Service's
-# "dns:///detector:50051") spreads calls over all of them; gRPC's default would pin every call to the first.
 _SERVICE_CONFIG = json.dumps(
     {
-        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {"name": [{"service": "faceplane.v1.Embedder", "method": m} for m in _WRITES]},
             {"name": [{}], "retryPolicy": _RETRY},
@@ -110,6 +107,9 @@ class Services:
         options = [
             ("grpc.service_config", _SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
+            # A URL naming several replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051", or a headless Service's
+            # "dns:///detector:50051") spreads calls over all of them; gRPC's default pins every call to the first.
+            ("grpc.lb_policy_name", "round_robin"),
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
         ]

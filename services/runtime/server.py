@@ -44,6 +44,9 @@ class ServiceServer:
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            # Clients reconnect now and then, and so re-resolve a headless Service's DNS: new replicas get traffic.
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_s * 1000)),
         ]
         self.server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=options)
         self.port = 0

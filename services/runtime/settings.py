@@ -42,6 +42,8 @@ class ServiceSettings(BaseSettings):
     # Seconds in-flight RPCs get to finish after SIGTERM.
     shutdown_grace_s: float = 5.0
     max_message_bytes: int = 64 * 1024 * 1024
+    # Seconds a client connection may live; after it the client reconnects (and re-resolves the service's name).
+    max_connection_age_s: float = 300.0
     # Seconds between checks of what the service depends on (health names of its probes).
     probe_interval_s: float = 2.0
 

@@ -20,6 +20,8 @@ CHART = REPO / "deploy" / "helm" / "faceplane"
 GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
 TFSERVING_VALUES = CHART / "ci" / "gpu-tfserving-values.yaml"
 TRITON_VALUES = CHART / "ci" / "gpu-triton-values.yaml"
+# The model services reach the model server through its headless Service, every pod resolved by gRPC.
+MODEL_SERVER_URL = "dns:///rel-faceplane-modelserver:7070"
 KUBERNETES = "1.33.0"
 CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -175,7 +177,7 @@ def test_gpu_values_put_model_servers_on_gpu_nodes() -> None:
         assert container["image"].endswith(f"/{name}-cuda:0.1.0")
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "torch"} in container["env"]
     emotion_env = deployments["emotion"]["containers"][0]["env"]
-    assert {"name": "FACEPLANE_EMOTION_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in emotion_env
+    assert {"name": "FACEPLANE_EMOTION_BACKEND_URL", "value": MODEL_SERVER_URL} in emotion_env
     assert "nvidia.com/gpu" not in deployments["gateway"]["containers"][0]["resources"]["limits"]
 
 
@@ -198,7 +200,7 @@ def test_tfserving_values_run_tf_serving_and_send_the_analysis_services_there() 
     for name in ("emotion", "agegender", "attributes", "generator"):
         env = deployments[name]["containers"][0]["env"]
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "tfserving"} in env
-        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in env
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": MODEL_SERVER_URL} in env
     assert {"name": "FACEPLANE_DETECTOR_BACKEND", "value": "onnx"} in deployments["detector"]["containers"][0]["env"]
 
 
@@ -212,7 +214,7 @@ def test_triton_values_run_triton_and_send_the_kserve_v2_services_there() -> Non
     for name in ("embedder", "emotion", "agegender", "attributes", "generator"):
         env = deployments[name]["containers"][0]["env"]
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "kserve_v2"} in env
-        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": "rel-faceplane-modelserver:7070"} in env
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": MODEL_SERVER_URL} in env
 
 
 def test_a_backend_that_is_not_the_model_servers_kind_is_refused() -> None:
@@ -238,11 +240,13 @@ def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
     docs = render(sets=("services.generator.enabled=false",))
     gateway = next(d for d in by_kind(docs, "Deployment") if component(d) == "gateway")
     env = {e["name"]: e["value"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "rel-faceplane-detector:50051"
+    assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "dns:///rel-faceplane-detector:50051"
     assert env["FACEPLANE_GATEWAY_GENERATOR_URL"] == ""
     assert env["FACEPLANE_GATEWAY_AUTH"] == "true"  # API keys on unless the values say otherwise
     assert env["FACEPLANE_GATEWAY_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"
     assert "generator" not in {component(d) for d in by_kind(docs, "Deployment")}
+    detector = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"] == "rel-faceplane-detector")
+    assert detector["spec"]["clusterIP"] == "None"  # headless: the gateway sees every replica
     embedder = next(d for d in by_kind(docs, "Deployment") if component(d) == "embedder")
     env = {e["name"]: e["value"] for e in embedder["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["FACEPLANE_EMBEDDER_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"

@@ -30,6 +30,7 @@ def channel_to(url: str) -> grpc.Channel:
             options = [
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.lb_policy_name", "round_robin"),  # every server replica the URL names, not just the first
             ]
             _channels[url] = grpc.insecure_channel(url, options=options)
         return _channels[url]
