@@ -97,6 +97,11 @@ class ServicePath:
             channel.close()
 
 
+def client_bytes(path: Path) -> bytes:
+    """The file as a client would send it: the service takes photo formats only, so AT&T's PGM goes as PNG."""
+    return encode_png(np.asarray(Image.open(path).convert("RGB"))) if path.suffix == ".pgm" else path.read_bytes()
+
+
 def limited(items: list[Any], limit: int | None) -> list[Any]:
     if limit is None or len(items) <= limit:
         return items
@@ -179,7 +184,7 @@ def eval_attributes(path: ServicePath, data_dir: Path, limit: int | None) -> dic
 def eval_verification(path: ServicePath, data_dir: Path, limit: int | None) -> dict[str, Any]:
     lists = {name: limited(pairs, limit) for name, pairs in load_pairs(data_dir).items()}
     files = sorted({p for pairs in lists.values() for a, b, _ in pairs for p in (a, b)})
-    answers, found = path.run("embedder", "Embed", [f.read_bytes() for f in files])
+    answers, found = path.run("embedder", "Embed", [client_bytes(f) for f in files])
     vectors = {f: np.array(a.values) for f, a in zip(files, answers, strict=True)}
 
     def scored(pairs: Iterable[tuple[Path, Path, bool]]) -> tuple[np.ndarray, np.ndarray]:
@@ -226,12 +231,12 @@ def eval_identification(path: ServicePath, data_dir: Path, limit: int | None) ->
         collection = f"eval-{name.replace('_', '-')}-{os.getpid()}"
         for person, files in people.items():
             stub.CreateSubject(embedder_pb2.CreateSubjectRequest(collection=collection, subject_id=person), timeout=30)
-            crop, _ = path.crop("embedder", files[0].read_bytes())
+            crop, _ = path.crop("embedder", client_bytes(files[0]))
             stub.AddFaces(
                 embedder_pb2.AddFacesRequest(collection=collection, subject_id=person, crops=[crop]), timeout=30
             )
         queries = limited([(person, f) for person, files in people.items() for f in files[1:]], limit)
-        crops = list(path.pool.map(lambda q: path.crop("embedder", q[1].read_bytes())[0], queries))
+        crops = list(path.pool.map(lambda q: path.crop("embedder", client_bytes(q[1]))[0], queries))
 
         truth = [person for person, _ in queries]
         closed = identify_top1(stub, collection, crops, -1.0)
@@ -346,6 +351,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             rows.append(("verification", f"{name}, {lst['pairs']} pairs", "accuracy at the default threshold", ours,
                          "97%", own))  # fmt: skip
     for name, ident in r.get("identification", {}).items():
+        if name == "model":
+            continue
         data = f"{name}: {ident['people']} people, first photo enrolled, {ident['queries']} others identified"
         ours = (f"{pct(ident['top1_accuracy'])}; at the default threshold right {pct(ident['at_default_right'])}, "
                 f"wrong {pct(ident['at_default_wrong'])}, no match {pct(ident['at_default_none'])}")  # fmt: skip
@@ -427,8 +434,9 @@ def main() -> None:
         "data": str(args.data),
         "limit": f"At most {args.limit} images or pairs per task (random, seed 0)." if args.limit else "",
     }
-    args.out.write_text(render(results, speed, meta))
+    # The figures first: a failure while rendering must not lose a long run's results.
     (args.out.with_suffix(".json")).write_text(json.dumps({"meta": meta, "results": results, "speed": speed}, indent=2))
+    args.out.write_text(render(results, speed, meta))
     print(f"wrote {args.out}")
 
 
