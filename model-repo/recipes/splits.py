@@ -67,3 +67,11 @@ CELEBA_TRAIN_LAST_ID = 6800
 def utkface_is_test(filename: str) -> bool:
     """The fixed 15% of UTKFace never trained on: chosen by a hash of the file name."""
     return int(hashlib.md5(filename.encode()).hexdigest(), 16) % 100 < UTKFACE_TEST_PERCENT
+
+
+def utkface_is_validation(filename: str) -> bool:
+    """~10% of UTKFace's training part (another hash of the name), held out of the backbone fine-tuning of
+    `train_agegender.py` to choose its epochs; the test split never is."""
+    if utkface_is_test(filename):
+        return False
+    return int(hashlib.md5(f"validation:{filename}".encode()).hexdigest(), 16) % 100 < 10
