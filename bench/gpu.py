@@ -1,6 +1,6 @@
 """The GPU run: detection + embedding end to end on single-face 640×480 JPEGs, the whole stack on one machine.
 
-    make bench-gpu      (python -m bench.gpu [--backend torch] [--layout 1,1,1 --layout 4,6,1])
+    make bench-gpu      (python -m bench.gpu [--backend torch] [--layout 1,1,1 --layout 3,12,1])
                         # on the GPU machine; prints tables, writes bench/results/serving_gpu.json
 
 The stack is started as replicas on loopback, as a cluster would run it (`--layout`): gateway processes (the load
@@ -213,11 +213,11 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="torch", help="the services' inference backend (torch: CUDA if present)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument("--layout", action="append", type=layout_arg, help="GATEWAYS,DETECTORS,EMBEDDERS (repeatable;"
-                        " default: 1,1,1 then 4,6,1)")  # fmt: skip
-    parser.add_argument("--clients", type=int, default=3, help="load-generating processes")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 128])
+                        " default: 1,1,1 then 3,12,1)")  # fmt: skip
+    parser.add_argument("--clients", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--no-components", action="store_true", help="skip measuring each stage alone")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving_gpu.json")
     args = parser.parse_args()
@@ -226,7 +226,7 @@ def main() -> None:
 
     print("\nPOST /v1/analyze?features=embedding, one face, 640×480 JPEG", flush=True)
     rows = []
-    for layout in args.layout or [(1, 1, 1), (4, 6, 1)]:
+    for layout in args.layout or [(1, 1, 1), (3, 12, 1)]:
         rows += end_to_end(args, data, layout)
 
     parts = {}
