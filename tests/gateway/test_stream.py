@@ -36,8 +36,10 @@ def test_a_face_keeps_its_track_id_across_frames(ws: WebSocket) -> None:
     assert all(len(a["faces"]) == 1 for a in answers)
     assert len({a["faces"][0]["track_id"] for a in answers}) == 1
     assert all("emotion" in a["faces"][0] and "age" in a["faces"][0] for a in answers)
+    # The box follows the face, 4 px a frame. Not step by step: MTCNN's boxes jitter by 1–2 px, more at times.
     xs = [a["faces"][0]["box"]["x"] for a in answers]
-    assert xs == sorted(xs)  # the box follows the face
+    slope = np.polyfit(np.arange(len(xs)), xs, 1)[0]
+    assert 2.5 < slope < 5.5, xs
 
 
 def test_a_client_sending_too_fast_loses_frames_instead_of_queueing(ws: WebSocket) -> None:
