@@ -43,8 +43,9 @@ def photo_one_face_640x480() -> bytes:
     return images.encode(np.asarray(crop), quality=92)
 
 
-def client_process(urls: list[str], data: bytes, clients: int, seconds: float) -> dict[str, Any]:
-    """One load process: `clients` connections, client i on gateway i mod len(urls); latencies of the timed part."""
+def client_process(urls: list[str], data: bytes, clients: int, first: int, start_at: float, seconds: float) -> dict:
+    """One load process: `clients` connections numbered from `first`, client i on gateway i mod len(urls); after a
+    warm-up, all processes start timing at the wall-clock `start_at`."""
 
     async def run() -> dict[str, Any]:
         latencies: list[float] = []
@@ -54,11 +55,13 @@ def client_process(urls: list[str], data: bytes, clients: int, seconds: float) -
 
         async def post(i: int) -> bool:
             files = {"image": ("photo.jpg", data, "image/jpeg")}
-            r = await sessions[i % len(urls)].post("/v1/analyze", files=files, params={"features": "embedding"})
+            session = sessions[(first + i) % len(urls)]
+            r = await session.post("/v1/analyze", files=files, params={"features": "embedding"})
             return r.status_code == 200 and len(r.json()["faces"]) == 1 and "embedding" in r.json()["faces"][0]
 
         for _ in range(2):  # warm-up: connections, first batches
             await asyncio.gather(*(post(i) for i in range(clients)))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         deadline = time.perf_counter() + seconds
 
         async def worker(i: int) -> None:
@@ -82,8 +85,11 @@ def client_process(urls: list[str], data: bytes, clients: int, seconds: float) -
 def load(urls: list[str], data: bytes, concurrency: int, processes: int, seconds: float) -> dict[str, Any]:
     processes = min(processes, concurrency)
     shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+    firsts = [sum(shares[:i]) for i in range(processes)]
+    start_at = time.time() + 5 + 0.1 * concurrency  # after every process has spawned and warmed up
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        parts = pool.starmap(client_process, [(urls, data, n, seconds) for n in shares])
+        jobs = [(urls, data, n, first, start_at, seconds) for n, first in zip(shares, firsts, strict=True)]
+        parts = pool.starmap(client_process, jobs)
     ms = 1000 * np.array([x for p in parts for x in p["latencies"]])
     wall = max(p["wall"] for p in parts)
     return {
@@ -145,6 +151,8 @@ def end_to_end(args: argparse.Namespace, data: bytes, layout: tuple[int, int, in
                 print(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
             raise
         try:
+            # Every replica's first calls on CUDA are slow (start-up per input shape): warm them all, untimed.
+            load(urls, data, 4 * (detectors + embedders), args.clients, 2.0)
             for concurrency in args.concurrency:
                 r = load(urls, data, concurrency, args.clients, args.seconds)
                 r.update(gateways=gateways, detectors=detectors, embedders=embedders)
@@ -158,17 +166,11 @@ def end_to_end(args: argparse.Namespace, data: bytes, layout: tuple[int, int, in
     return rows
 
 
-def rate(fn: Any, seconds: float, per_call: int = 1) -> float:
-    fn()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn()
-        done += per_call
-    return done / (time.perf_counter() - start)
-
-
 def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
     """Each stage alone in this process, one thread: what a core or the accelerator gives per second."""
+    import cv2
+
+    from bench.serving import faces_per_s
     from services.detector.decode import decode_image
     from services.detector.model import MtcnnDetector
     from services.detector.pipeline import FacePipeline
@@ -176,20 +178,23 @@ def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
     from services.runtime.backends import BackendOptions
     from services.runtime.modelrepo import load_model
 
+    cv2.setNumThreads(1)  # as in the services
     options = BackendOptions(kind=backend)  # type: ignore[arg-type]
     embedder = load_model(MODEL_REPO, "dlib_resnet", options)
     assert embedder.config.crop is not None
     pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn", options)), 10**8, 100)
     crop = pipeline.run(data, [embedder.config.crop]).faces[0].crops[0]
     embed = EmbeddingModel(embedder).embed
+    one = np.zeros((1, 1))  # faces_per_s counts len(x) per call: one image
     out = {
-        "decode_images_per_s_one_core": rate(lambda: decode_image(data, 10**8), seconds),
-        "detect_images_per_s_one_thread": rate(lambda: pipeline.run(data), seconds),
-        "detect_align_images_per_s_one_thread": rate(lambda: pipeline.run(data, [embedder.config.crop]), seconds),
+        "decode_images_per_s_one_core": faces_per_s(lambda _: decode_image(data, 10**8), one, seconds),
+        "detect_images_per_s_one_thread": faces_per_s(lambda _: pipeline.run(data), one, seconds),
+        "detect_align_images_per_s_one_thread": faces_per_s(
+            lambda _: pipeline.run(data, [embedder.config.crop]), one, seconds
+        ),
     }
     for batch in (1, 16, 64, 256):
-        crops = np.repeat(crop[None], batch, axis=0)
-        out[f"embed_faces_per_s_batch_{batch}"] = rate(lambda c=crops: embed(c), seconds, batch)
+        out[f"embed_faces_per_s_batch_{batch}"] = faces_per_s(embed, np.repeat(crop[None], batch, axis=0), seconds)
     return out
 
 

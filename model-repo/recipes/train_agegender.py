@@ -1,4 +1,4 @@
-"""Train age and gender heads on top of the embedder's frozen dlib ResNet, and ship them as one ONNX graph.
+"""Train age and gender heads on the embedder's dlib ResNet, fine-tune the whole graph, ship it as one ONNX file.
 
     make train-agegender DATA=../shared/datasets    # features (CPU ~7 min), heads (~1 min), fine-tuning (~12 min)
 
@@ -356,6 +356,7 @@ def main() -> None:
         chips = aligned_chips(args.data, args.work / "chips.npz")
         tuned, metrics = finetune(path, chips, args.finetune_epochs, args.finetune_lr)
         export_graph(tuned, path)
+        metrics["finetune_train_images"] = int((~chips["test"] & ~chips["validation"]).sum())
     metrics.update(
         train_images=int((~data["test"]).sum()), test_images=int(data["test"].sum()),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(), bytes=path.stat().st_size,

@@ -45,8 +45,8 @@ class ServiceServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             # Clients reconnect now and then, and so re-resolve a headless Service's DNS: new replicas get traffic.
+            # No grace limit: calls in flight on the old connection finish whatever their deadline.
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_s * 1000)),
         ]
         self.server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=options)
         self.port = 0
@@ -118,8 +118,9 @@ def run_service(
     settings = load_settings(service, settings_cls)
     configure_logging(settings.log_level, settings.log_json)
     # OpenCV's pool (a thread per core) would compete with the inference workers, which already use every core:
-    # OpenCV gets the same per-call budget as ONNX Runtime.
-    cv2.setNumThreads(settings.intra_op_threads)
+    # OpenCV gets the same per-call budget as ONNX Runtime (0, "all cores", leaves OpenCV's default).
+    if settings.intra_op_threads > 0:
+        cv2.setNumThreads(settings.intra_op_threads)
     serve_metrics(settings.metrics_host, settings.metrics_port)
     registrations = build(settings)
     asyncio.run(serve_until_signalled(settings, registrations))

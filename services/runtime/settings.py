@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.backends import BackendKind, BackendOptions
@@ -43,7 +44,7 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = 5.0
     max_message_bytes: int = 64 * 1024 * 1024
     # Seconds a client connection may live; after it the client reconnects (and re-resolves the service's name).
-    max_connection_age_s: float = 300.0
+    max_connection_age_s: float = Field(default=300.0, gt=0)
     # Seconds between checks of what the service depends on (health names of its probes).
     probe_interval_s: float = 2.0
 

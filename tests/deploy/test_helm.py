@@ -21,7 +21,7 @@ GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
 TFSERVING_VALUES = CHART / "ci" / "gpu-tfserving-values.yaml"
 TRITON_VALUES = CHART / "ci" / "gpu-triton-values.yaml"
 # The model services reach the model server through its headless Service, every pod resolved by gRPC.
-MODEL_SERVER_URL = "dns:///rel-faceplane-modelserver:7070"
+MODEL_SERVER_URL = "dns:///rel-faceplane-modelserver-headless:7070"
 KUBERNETES = "1.33.0"
 CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -240,13 +240,15 @@ def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
     docs = render(sets=("services.generator.enabled=false",))
     gateway = next(d for d in by_kind(docs, "Deployment") if component(d) == "gateway")
     env = {e["name"]: e["value"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "dns:///rel-faceplane-detector:50051"
+    assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "dns:///rel-faceplane-detector-headless:50051"
     assert env["FACEPLANE_GATEWAY_GENERATOR_URL"] == ""
     assert env["FACEPLANE_GATEWAY_AUTH"] == "true"  # API keys on unless the values say otherwise
     assert env["FACEPLANE_GATEWAY_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"
     assert "generator" not in {component(d) for d in by_kind(docs, "Deployment")}
-    detector = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"] == "rel-faceplane-detector")
-    assert detector["spec"]["clusterIP"] == "None"  # headless: the gateway sees every replica
+    services = {d["metadata"]["name"]: d["spec"] for d in by_kind(docs, "Service")}
+    assert services["rel-faceplane-detector-headless"]["clusterIP"] == "None"  # the gateway sees every replica
+    assert "clusterIP" not in services["rel-faceplane-detector"]  # unchanged, so an upgrade can apply
+    assert [p["name"] for p in services["rel-faceplane-detector-headless"]["ports"]] == ["grpc"]  # scraped once
     embedder = next(d for d in by_kind(docs, "Deployment") if component(d) == "embedder")
     env = {e["name"]: e["value"] for e in embedder["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["FACEPLANE_EMBEDDER_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"

@@ -31,6 +31,7 @@ def channel_to(url: str) -> grpc.Channel:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.lb_policy_name", "round_robin"),  # every server replica the URL names, not just the first
+                ("grpc.dns_min_time_between_resolutions_ms", 2000),  # a replaced pod is found within seconds
             ]
             _channels[url] = grpc.insecure_channel(url, options=options)
         return _channels[url]
