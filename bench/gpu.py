@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.serving import faces_per_s, latency_summary, timed_posts
 from deploy.local.stack import free_port, spawn, stop, wait_grpc_serving, wait_http_ok
 from tests import images
 
@@ -48,33 +49,17 @@ def client_process(urls: list[str], data: bytes, clients: int, first: int, start
     warm-up, all processes start timing at the wall-clock `start_at`."""
 
     async def run() -> dict[str, Any]:
-        latencies: list[float] = []
-        errors = 0
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         sessions = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
 
-        async def post(i: int) -> bool:
+        async def post(i: int) -> int | None:
             files = {"image": ("photo.jpg", data, "image/jpeg")}
             session = sessions[(first + i) % len(urls)]
             r = await session.post("/v1/analyze", files=files, params={"features": "embedding"})
-            return r.status_code == 200 and len(r.json()["faces"]) == 1 and "embedding" in r.json()["faces"][0]
+            ok = r.status_code == 200 and len(r.json()["faces"]) == 1 and "embedding" in r.json()["faces"][0]
+            return 1 if ok else None
 
-        for _ in range(2):  # warm-up: connections, first batches
-            await asyncio.gather(*(post(i) for i in range(clients)))
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        deadline = time.perf_counter() + seconds
-
-        async def worker(i: int) -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                ok = await post(i)
-                latencies.append(time.perf_counter() - start)
-                errors += not ok
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(i) for i in range(clients)))
-        wall = time.perf_counter() - start
+        latencies, _, errors, wall = await timed_posts(post, clients, seconds, warmups=2, start_at=start_at)
         for s in sessions:
             await s.aclose()
         return {"latencies": latencies, "errors": errors, "wall": wall}
@@ -90,17 +75,9 @@ def load(urls: list[str], data: bytes, concurrency: int, processes: int, seconds
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         jobs = [(urls, data, n, first, start_at, seconds) for n, first in zip(shares, firsts, strict=True)]
         parts = pool.starmap(client_process, jobs)
-    ms = 1000 * np.array([x for p in parts for x in p["latencies"]])
-    wall = max(p["wall"] for p in parts)
-    return {
-        "concurrency": concurrency,
-        "requests": len(ms),
-        "errors": sum(p["errors"] for p in parts),
-        "images_per_s": len(ms) / wall,
-        "ms_p50": float(np.percentile(ms, 50)),
-        "ms_p95": float(np.percentile(ms, 95)),
-        "ms_p99": float(np.percentile(ms, 99)),
-    }
+    latencies = [x for p in parts for x in p["latencies"]]
+    summary = latency_summary(latencies, max(p["wall"] for p in parts))
+    return {"concurrency": concurrency, "errors": sum(p["errors"] for p in parts), **summary}
 
 
 def start_stack(log_dir: Path, backend: str, gateways: int, detectors: int, embedders: int) -> tuple[list, list[str]]:
@@ -170,7 +147,6 @@ def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
     """Each stage alone in this process, one thread: what a core or the accelerator gives per second."""
     import cv2
 
-    from bench.serving import faces_per_s
     from services.detector.decode import decode_image
     from services.detector.model import MtcnnDetector
     from services.detector.pipeline import FacePipeline

@@ -20,7 +20,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -110,45 +110,59 @@ def pipeline_faces_per_s(models: Models, pipeline: FacePipeline, data: bytes, se
     return done / (time.perf_counter() - start)
 
 
-async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
-    """`concurrency` clients posting the photo back to back for `seconds` (after a short warm-up)."""
+async def timed_posts(
+    post: Callable[[int], Awaitable[int | None]], clients: int, seconds: float, warmups: int = 1, start_at: float = 0.0
+) -> tuple[list[float], int, int, float]:
+    """`clients` callers (numbered 0…) each awaiting `post(i)` back to back for `seconds`, after `warmups` untimed
+    rounds and, given `start_at` (wall clock), not before it. `post` answers the faces found, None for a failure.
+    Returns the latencies (s), faces, failures and the timed wall time."""
+    for _ in range(warmups):  # connections, first batches
+        await asyncio.gather(*(post(i) for i in range(clients)))
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     latencies: list[float] = []
     faces, errors = 0, 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    deadline = time.perf_counter() + seconds
 
-        async def post() -> httpx.Response:
-            files = {"image": ("photo.jpg", data, "image/jpeg")}
-            return await client.post("/v1/analyze", files=files, params={"features": FEATURES})
+    async def worker(i: int) -> None:
+        nonlocal faces, errors
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            found = await post(i)
+            latencies.append(time.perf_counter() - start)
+            if found is None:
+                errors += 1
+            else:
+                faces += found
 
-        await asyncio.gather(*(post() for _ in range(concurrency)))  # warm-up: connections, first batches
-        deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    return latencies, faces, errors, time.perf_counter() - start
 
-        async def worker() -> None:
-            nonlocal faces, errors
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                r = await post()
-                latencies.append(time.perf_counter() - start)
-                if r.status_code != 200 or r.json().get("errors"):
-                    errors += 1
-                else:
-                    faces += len(r.json()["faces"])
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-    ms = 1000 * np.array(latencies)
+def latency_summary(latencies_s: list[float], wall: float) -> dict[str, float]:
+    ms = 1000 * np.array(latencies_s)
     return {
-        "concurrency": concurrency,
-        "requests": len(latencies),
-        "errors": errors,
-        "images_per_s": len(latencies) / wall,
-        "faces_per_s": faces / wall,
+        "requests": len(ms),
+        "images_per_s": len(ms) / wall,
         "ms_p50": float(np.percentile(ms, 50)),
         "ms_p95": float(np.percentile(ms, 95)),
         "ms_p99": float(np.percentile(ms, 99)),
     }
+
+
+async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+    """`concurrency` clients posting the photo back to back for `seconds` (after a short warm-up)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def post(_: int) -> int | None:
+            files = {"image": ("photo.jpg", data, "image/jpeg")}
+            r = await client.post("/v1/analyze", files=files, params={"features": FEATURES})
+            return len(r.json()["faces"]) if r.status_code == 200 and not r.json().get("errors") else None
+
+        latencies, faces, errors, wall = await timed_posts(post, concurrency, seconds)
+    summary = latency_summary(latencies, wall)
+    return {"concurrency": concurrency, "errors": errors, "faces_per_s": faces / wall, **summary}
 
 
 def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float, backend: str) -> list[dict[str, Any]]:

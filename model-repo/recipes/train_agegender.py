@@ -105,19 +105,49 @@ def service_path() -> tuple[FacePipeline, Any]:
     return FacePipeline(MtcnnDetector(load_model(REPO / "model-repo", "mtcnn")), 10**8, 1), crop
 
 
-def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
-    """Features of every UTKFace image, cached: (N, VIEWS, FEATURES). View 0 is the service's aligned chip, the
-    one evaluated; the others (its mirror, two jittered copies, the whole image resized as skip_detection would)
-    teach the heads to answer for faces that come less well framed."""
+def service_faces(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
+    """Every UTKFace image as the service path would send it, uint8 (N, 150, 150, 3): `chip`, the aligned chip (the
+    whole image where no face is found), and `whole`, the whole image resized as skip_detection sends it; with
+    labels and splits. Cut once, cached (2.7 GB), for the heads' features and for the fine-tuning."""
     if cache.exists():
         return dict(np.load(cache))
     rows = read_rows(data_dir)
     pipeline, crop = service_path()
+    chips = np.zeros((len(rows), crop.size, crop.size, 3), np.uint8)
+    wholes, found, started = np.zeros_like(chips), np.zeros(len(rows), bool), time.time()
+    for i, (name, _, _) in enumerate(rows):
+        data = (data_dir / "utkface" / "images" / name).read_bytes()
+        result = pipeline.run(data, [crop])
+        wholes[i] = pipeline.run(data, [crop], skip_detection=True).faces[0].crops[0]
+        found[i] = bool(result.faces)
+        chips[i] = result.faces[0].crops[0] if result.faces else wholes[i]
+        if (i + 1) % 2000 == 0:
+            print(f"{i + 1}/{len(rows)} faces cut ({time.time() - started:.0f}s)", flush=True)
+    out = {
+        "chip": chips,
+        "whole": wholes,
+        "found": found,
+        "age": np.array([r[1] for r in rows], dtype=np.float32),
+        "female": np.array([r[2] for r in rows], dtype=np.int64),
+        "test": np.array([utkface_is_test(r[0]) for r in rows]),
+        "validation": np.array([utkface_is_validation(r[0]) for r in rows]),
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **out)
+    return out
+
+
+def prepare(faces: dict[str, np.ndarray], cache: Path) -> dict[str, np.ndarray]:
+    """Features of every face, cached: (N, VIEWS, FEATURES). View 0 is the service's aligned chip, the one
+    evaluated; the others (its mirror, two jittered copies, the whole image resized as skip_detection would) teach
+    the heads to answer for faces that come less well framed."""
+    if cache.exists():
+        return dict(np.load(cache))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     net = ort.InferenceSession(with_features(onnx.load(str(BACKBONE))).SerializeToString(), options)
     rng = np.random.default_rng(SEED)
-    features, found, started = [], [], time.time()
+    features = []
     batch: list[np.ndarray] = []
 
     def flush() -> None:
@@ -126,26 +156,14 @@ def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
         features.append(out.reshape(len(batch), VIEWS, -1))
         batch.clear()
 
-    for i, (name, _, _) in enumerate(rows):
-        data = (data_dir / "utkface" / "images" / name).read_bytes()
-        result = pipeline.run(data, [crop])
-        whole = pipeline.run(data, [crop], skip_detection=True).faces[0].crops[0]
-        found.append(bool(result.faces))
-        chip = result.faces[0].crops[0] if result.faces else whole
+    for chip, whole in zip(faces["chip"], faces["whole"], strict=True):
         batch.append(np.stack([chip, chip[:, ::-1], jittered(chip, rng), jittered(chip, rng), whole]))
         if len(batch) == 16:
             flush()
-        if (i + 1) % 2000 == 0:
-            print(f"{i + 1}/{len(rows)} faces ({time.time() - started:.0f}s)", flush=True)
     if batch:
         flush()
-    data = {
-        "x": np.concatenate(features).astype(np.float32),
-        "age": np.array([r[1] for r in rows], dtype=np.float32),
-        "female": np.array([r[2] for r in rows], dtype=np.int64),
-        "test": np.array([utkface_is_test(r[0]) for r in rows]),
-        "found": np.array(found),
-    }
+    labels = {k: faces[k] for k in ("age", "female", "test", "found")}
+    data = {"x": np.concatenate(features).astype(np.float32), **labels}
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **data)
     return data
@@ -252,29 +270,6 @@ def export(model: Heads, out_dir: Path) -> Path:
     return path
 
 
-def aligned_chips(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
-    """Every UTKFace image as the service path sends it to the model (the aligned chip, or the whole image where
-    no face is found), uint8 (N, 150, 150, 3), with labels and splits; cached (1.4 GB)."""
-    if cache.exists():
-        return dict(np.load(cache))
-    rows = read_rows(data_dir)
-    pipeline, crop = service_path()
-    chips = np.zeros((len(rows), crop.size, crop.size, 3), np.uint8)
-    for i, (name, _, _) in enumerate(rows):
-        data = (data_dir / "utkface" / "images" / name).read_bytes()
-        faces = pipeline.run(data, [crop]).faces or pipeline.run(data, [crop], skip_detection=True).faces
-        chips[i] = faces[0].crops[0]
-    out = {
-        "chips": chips,
-        "age": np.array([r[1] for r in rows], dtype=np.float32),
-        "female": np.array([r[2] for r in rows], dtype=np.int64),
-        "test": np.array([utkface_is_test(r[0]) for r in rows]),
-        "validation": np.array([utkface_is_validation(r[0]) for r in rows]),
-    }
-    np.savez(cache, **out)
-    return out
-
-
 def evaluate_graph(model: nn.Module, chips: np.ndarray, age: np.ndarray, female: np.ndarray) -> dict[str, float]:
     model.eval()
     genders, ages = [], []
@@ -296,7 +291,7 @@ def finetune(path: Path, data: dict[str, np.ndarray], epochs: int, lr: float) ->
 
     torch.manual_seed(SEED)
     model = convert(inline_weight_casts(onnx.load(str(path))))
-    sets = {k: (data["chips"][data[k]], data["age"][data[k]], data["female"][data[k]]) for k in ("validation", "test")}
+    sets = {k: (data["chip"][data[k]], data["age"][data[k]], data["female"][data[k]]) for k in ("validation", "test")}
     train_idx = np.flatnonzero(~data["test"] & ~data["validation"])
     batches = (len(train_idx) + 31) // 32
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -306,7 +301,7 @@ def finetune(path: Path, data: dict[str, np.ndarray], epochs: int, lr: float) ->
         model.train()
         started = time.time()
         for idx in np.array_split(rng.permutation(train_idx), batches):
-            x = data["chips"][idx].copy()
+            x = data["chip"][idx].copy()
             mirror = rng.random(len(idx)) < 0.5
             x[mirror] = x[mirror][:, :, ::-1]
             p, a = model(torch.from_numpy(x))
@@ -346,17 +341,17 @@ def main() -> None:
     parser.add_argument("--finetune-lr", type=float, default=3e-5)
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "agegender_faceplane")
     args = parser.parse_args()
-    data = prepare(args.data, args.work / "features.npz")
+    faces = service_faces(args.data, args.work / "faces.npz")
+    data = prepare(faces, args.work / "features.npz")
     print(f"{len(data['x'])} faces ({data['found'].mean():.1%} found by the detector); training ...", flush=True)
     model, metrics = train(data, args.epochs)
     args.out.mkdir(parents=True, exist_ok=True)
     path = export(model, args.out)
     if args.finetune_epochs > 0:
         print(f"heads on the frozen backbone: test {metrics}; fine-tuning ...", flush=True)
-        chips = aligned_chips(args.data, args.work / "chips.npz")
-        tuned, metrics = finetune(path, chips, args.finetune_epochs, args.finetune_lr)
+        tuned, metrics = finetune(path, faces, args.finetune_epochs, args.finetune_lr)
         export_graph(tuned, path)
-        metrics["finetune_train_images"] = int((~chips["test"] & ~chips["validation"]).sum())
+        metrics["finetune_train_images"] = int((~faces["test"] & ~faces["validation"]).sum())
     metrics.update(
         train_images=int((~data["test"]).sum()), test_images=int(data["test"].sum()),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(), bytes=path.stat().st_size,
