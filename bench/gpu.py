@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from bench.serving import faces_per_s, latency_summary, timed_posts
-from deploy.local.stack import free_port, spawn, stop, wait_grpc_serving, wait_http_ok
+from deploy.local.stack import Stack, free_port
 from tests import images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,53 +79,37 @@ def load(urls: list[str], data: bytes, concurrency: int, processes: int, seconds
     return {"concurrency": concurrency, "errors": sum(p["errors"] for p in parts), **summary}
 
 
-def start_stack(log_dir: Path, backend: str, gateways: int, detectors: int, embedders: int) -> tuple[list, list[str]]:
-    """Replicas of detector, embedder and gateway; returns the processes and the gateways' URLs."""
-    procs = []
-    replicas: dict[str, list[int]] = {"detector": [], "embedder": []}
-    try:
-        for service, count in (("detector", detectors), ("embedder", embedders)):
-            for i in range(count):
-                port = free_port()
-                env = {f"FACEPLANE_{service.upper()}_PORT": str(port), f"FACEPLANE_{service.upper()}_BACKEND": backend}
-                procs.append(spawn([sys.executable, "-m", f"services.{service}"], env, log_dir / f"{service}-{i}.log"))
-                replicas[service].append(port)
-        for ports in replicas.values():
-            for port in ports:
-                wait_grpc_serving(f"127.0.0.1:{port}", timeout_s=180)
-        urls = []
-        for i in range(gateways):
-            port = free_port()
-            env = {
-                "FACEPLANE_GATEWAY_PORT": str(port),
-                "FACEPLANE_GATEWAY_AUTH": "false",
-                "FACEPLANE_GATEWAY_LOG_LEVEL": "WARNING",
-                **{
-                    f"FACEPLANE_GATEWAY_{s.upper()}_URL": "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
-                    for s, ports in replicas.items()
-                },
-            }
-            procs.append(spawn([sys.executable, "-m", "gateway"], env, log_dir / f"gateway-{i}.log"))
-            urls.append(f"http://127.0.0.1:{port}")
-        for url in urls:
-            wait_http_ok(f"{url}/healthz", timeout_s=120)
-    except BaseException:
-        for proc in procs:
-            stop(proc)
-        raise
-    return procs, urls
+def replicated_stack(log_dir: Path, backend: str, layout: tuple[int, int, int]) -> Stack:
+    """Gateways, detectors and embedders as `layout` says, no Redis (analysis needs none); not started yet."""
+    gateways, detectors, embedders = layout
+    stack = Stack(
+        ports={name: free_port() for name in ("gateway", "detector", "embedder")},
+        log_dir=log_dir,
+        data_dir=log_dir / "redis",
+        services=["detector", "embedder"],
+        replicas={"gateway": gateways, "detector": detectors, "embedder": embedders},
+        start_timeout_s=180,  # model loading on CUDA, a dozen processes at once
+    )
+    stack.extra_env = {
+        "FACEPLANE_DETECTOR_BACKEND": backend,
+        "FACEPLANE_EMBEDDER_BACKEND": backend,
+        "FACEPLANE_GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    return stack
 
 
 def end_to_end(args: argparse.Namespace, data: bytes, layout: tuple[int, int, int]) -> list[dict[str, Any]]:
     gateways, detectors, embedders = layout
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        stack = replicated_stack(Path(tmp), args.backend, layout)
         try:
-            procs, urls = start_stack(Path(tmp), args.backend, gateways, detectors, embedders)
+            stack.start(with_redis=False)
         except Exception:
             for log in sorted(Path(tmp).glob("*.log")):
                 print(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
             raise
+        urls = stack.gateway_urls()
         try:
             # Every replica's first calls on CUDA are slow (start-up per input shape): warm them all, untimed.
             load(urls, data, 4 * (detectors + embedders), args.clients, 2.0)
@@ -138,8 +121,7 @@ def end_to_end(args: argparse.Namespace, data: bytes, layout: tuple[int, int, in
                       f"{r['images_per_s']:7.1f} img/s  p50 {r['ms_p50']:6.1f}  p99 {r['ms_p99']:6.1f} ms  "
                       f"errors {r['errors']}", flush=True)  # fmt: skip
         finally:
-            for proc in procs:
-                stop(proc)
+            stack.stop()
     return rows
 
 

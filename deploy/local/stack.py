@@ -190,7 +190,12 @@ def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
 @dataclass
 class Stack:
-    """Ports of every part, the processes started, where their logs go."""
+    """Ports of every part, the processes started, where their logs go.
+
+    `replicas` runs several processes of a service or of the gateway: the first is named and ported as the part
+    itself, the others `detector-1`, `detector-2`… on free ports (their logs and `ports` keys go by these names,
+    metrics ports too when the first has one). Every gateway spreads its calls over all of a service's replicas
+    (gRPC round_robin over an `ipv4:` list), as it does over a headless Service's pods in a cluster."""
 
     ports: dict[str, int]
     log_dir: Path
@@ -198,6 +203,26 @@ class Stack:
     services: list[str] = field(default_factory=available_services)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)
+    start_timeout_s: float = 60.0
+
+    def instances(self, name: str) -> list[str]:
+        """`name`'s processes: `name` itself, then `name-1`, `name-2`… up to its replica count."""
+        return [name] + [f"{name}-{i}" for i in range(1, self.replicas.get(name, 1))]
+
+    def port_of(self, instance: str) -> int:
+        """The port of a part or a replica; a replica beyond the first gets a free one on first asking."""
+        if instance not in self.ports:
+            self.ports[instance] = free_port()
+        return self.ports[instance]
+
+    def grpc_target(self, service: str) -> str:
+        """What the gateway dials: the one replica's address, or every replica's as an `ipv4:` list."""
+        addresses = [f"127.0.0.1:{self.port_of(i)}" for i in self.instances(service)]
+        return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
+    def gateway_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{self.port_of(i)}" for i in self.instances("gateway")]
 
     def start_redis(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -208,24 +233,25 @@ class Stack:
 
     def start_service(self, name: str) -> None:
         prefix = f"FACEPLANE_{name.upper()}_"
-        env = {
-            f"{prefix}PORT": str(self.ports[name]),
-            f"{prefix}METRICS_PORT": str(self.ports.get(f"{name}-metrics", 0)),
-            **self.extra_env,
-        }
-        if "redis" in self.ports:
-            env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
-        self.procs[name] = spawn([sys.executable, "-m", f"services.{name}"], env, self.log_dir / f"{name}.log")
+        for instance in self.instances(name):
+            metrics = self.port_of(f"{instance}-metrics") if f"{name}-metrics" in self.ports else 0
+            env = {f"{prefix}PORT": str(self.port_of(instance)), f"{prefix}METRICS_PORT": str(metrics)}
+            env.update(self.extra_env)
+            if "redis" in self.ports:
+                env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
+            args = [sys.executable, "-m", f"services.{name}"]
+            self.procs[instance] = spawn(args, env, self.log_dir / f"{instance}.log")
 
     def start_gateway(self) -> None:
-        env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": f"127.0.0.1:{self.ports[s]}" for s in self.services}
-        env["FACEPLANE_GATEWAY_PORT"] = str(self.ports["gateway"])
+        env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": self.grpc_target(s) for s in self.services}
         # On loopback, for one developer: no API keys (extra_env may turn them on); the audit log still runs.
         env["FACEPLANE_GATEWAY_AUTH"] = "false"
         if "redis" in self.ports:
             env["FACEPLANE_GATEWAY_REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
         env.update(self.extra_env)
-        self.procs["gateway"] = spawn([sys.executable, "-m", "gateway"], env, self.log_dir / "gateway.log")
+        for instance in self.instances("gateway"):
+            env["FACEPLANE_GATEWAY_PORT"] = str(self.port_of(instance))
+            self.procs[instance] = spawn([sys.executable, "-m", "gateway"], env, self.log_dir / f"{instance}.log")
 
     def start(self, with_redis: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -234,7 +260,8 @@ class Stack:
                 self.start_redis()
             self.start_services()
             self.start_gateway()
-            wait_http_ok(f"http://127.0.0.1:{self.ports['gateway']}/healthz")
+            for url in self.gateway_urls():
+                wait_http_ok(f"{url}/healthz", self.start_timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -247,15 +274,19 @@ class Stack:
         for name in self.services:
             self.wait_service(name)
 
-    def wait_service(self, name: str, timeout_s: float = 60.0) -> None:
-        proc = self.procs[name]
+    def wait_service(self, name: str) -> None:
+        for instance in self.instances(name):
+            self._wait_serving(instance)
+
+    def _wait_serving(self, instance: str) -> None:
+        proc, address = self.procs[instance], f"127.0.0.1:{self.ports[instance]}"
         try:
-            _poll(lambda: proc.poll() is not None or _serving(f"127.0.0.1:{self.ports[name]}"), name, timeout_s)
+            _poll(lambda: proc.poll() is not None or _serving(address), instance, self.start_timeout_s)
             if proc.poll() is not None:
-                raise TimeoutError(f"{name} exited with {proc.returncode}")
+                raise TimeoutError(f"{instance} exited with {proc.returncode}")
         except TimeoutError:
-            log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise TimeoutError(f"{name} did not start; last log lines:\n{log}") from None
+            log = (self.log_dir / f"{instance}.log").read_text(errors="replace")[-2000:]
+            raise TimeoutError(f"{instance} did not start; last log lines:\n{log}") from None
 
     def start_prometheus(self) -> None:
         """Debian's Prometheus with the repo's config (the default ports above) and alerts, on loopback."""
@@ -271,8 +302,9 @@ class Stack:
 
     def stop(self) -> None:
         # The gateway first so no request reaches a stopping service, Redis last so nothing loses its store.
-        order = ["prometheus", "gateway", *reversed(self.services), "redis"]
-        for name in order:
+        parts = ["gateway", *reversed(self.services)]
+        order = ["prometheus", *(i for part in parts for i in self.instances(part)), "redis"]
+        for name in [*order, *self.procs]:  # then anything else started, should there be any
             if name in self.procs:
                 stop(self.procs.pop(name))
 
@@ -288,11 +320,21 @@ def default_ports() -> dict[str, int]:
     return ports
 
 
+def replica_arg(value: str) -> tuple[str, int]:
+    part, _, count = value.partition("=")
+    if part not in ["gateway", *SERVICES] or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected PART=N with PART one of gateway, {', '.join(SERVICES)}")
+    return part, int(count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="The whole faceplane stack on loopback; Ctrl-C stops it.")
     parser.add_argument("--prometheus", action="store_true", help="also Prometheus on :9090 with our alerts")
+    parser.add_argument("--replicas", action="append", default=[], type=replica_arg, metavar="PART=N",
+                        help="N processes of a service or of the gateway, e.g. detector=2 (repeatable)")  # fmt: skip
     args = parser.parse_args()
     stack = Stack(ports=default_ports(), log_dir=REPO_ROOT / "var" / "log", data_dir=REPO_ROOT / "var" / "redis")
+    stack.replicas = dict(args.replicas)
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -311,7 +353,9 @@ faceplane is running (loopback only):
   REST API     http://127.0.0.1:{p["gateway"]}        docs: http://127.0.0.1:{p["gateway"]}/docs
   readiness    http://127.0.0.1:{p["gateway"]}/readyz  metrics: http://127.0.0.1:{p["gateway"]}/metrics
   Redis 8      redis://127.0.0.1:{p["redis"]}  (data in var/redis/)""")
-    for name in stack.services:
+    for extra in stack.gateway_urls()[1:]:
+        print(f"  REST API     {extra}  (another gateway)")
+    for name in (i for s in stack.services for i in stack.instances(s)):
         print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
     if args.prometheus:
         print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (alerts: deploy/prometheus/alerts.yml)")

@@ -2,7 +2,7 @@
 
     make train-attributes DATA=../shared/datasets     # prepare crops, train, evaluate, export ONNX
 
-Runs in the training environment (`make tools`: torch CPU + this project). The crops come from the service path
+Runs in the project's environment (`make install`: torch, onnx). The crops come from the service path
 itself (MTCNN landmarks → `align_face` with the crop spec below), so the model sees at serving time exactly what it
 saw in training. Split: images 000001–006800 train, 006801–008000 (15%) are held back for evaluation only.
 """

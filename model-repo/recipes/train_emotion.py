@@ -4,7 +4,7 @@
     python model-repo/recipes/train_emotion.py --width 64 --epochs 150   # the GPU recipe (~6 min on an H100)
     python model-repo/recipes/train_emotion.py --width 24 --epochs 12    # what fits a 2-core CPU in ~30 min
 
-Runs in the training environment (`make tools`). A VGG-style network on the 48×48 grey faces as FER ships them
+Runs in the project's environment (`make install`). A VGG-style network on the 48×48 grey faces as FER ships them
 (the service cuts the same framing from photos: the FER template in `config.toml`), with flips, shifts, small
 rotations and zooms, and random erasing; label smoothing 0.1; AdamW with a one-cycle schedule; checkpoint after
 every epoch so a run resumes (`--work`). Prints the val accuracy per epoch; exports `model.onnx` that takes raw

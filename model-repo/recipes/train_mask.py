@@ -3,7 +3,7 @@
     python model-repo/recipes/train_mask.py --data ../shared/datasets   # prepare crops, train, evaluate, export
     python model-repo/recipes/train_mask.py --validation [--epochs N …]  # choosing a recipe: train − validation
 
-Runs in the training environment (`make tools`: torch CPU + this project). The crops come from the service path
+Runs in the project's environment (`make install`: torch, onnx). The crops come from the service path
 itself: the detector service's decoding, MTCNN at its configured confidence (model-repo/mtcnn/config.toml, with
 its retry on a replicated border), largest face → `align_face` to the attributes service's crop (224 px, padding
 0.25) → `narrow_padding` to this model's padding → resize to the input size, as `AttributesModel` and `Classifier`

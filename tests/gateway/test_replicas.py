@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy.local.stack import Stack, free_port, spawn, stop, wait_grpc_serving, wait_http_ok
+from deploy.local.stack import Stack, free_port
 from tests import images
 
 pytestmark = pytest.mark.slow
@@ -24,26 +23,17 @@ def detect_calls(metrics_port: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def two_replicas(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int]]]:
-    """A second detector beside the session's, and a gateway whose detector URL names both."""
+def two_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int]]]:
+    """Two detectors and a gateway, started as `make run REPLICAS=detector=2` starts them."""
     log_dir: Path = tmp_path_factory.mktemp("replicas")
-    port, metrics_port, gateway_port = free_port(), free_port(), free_port()
-    env = {"FACEPLANE_DETECTOR_PORT": str(port), "FACEPLANE_DETECTOR_METRICS_PORT": str(metrics_port)}
-    procs = [spawn([sys.executable, "-m", "services.detector"], env, log_dir / "detector.log")]
+    names = ["gateway", "detector", "detector-metrics"]
+    stack = Stack(ports={n: free_port() for n in names}, log_dir=log_dir, data_dir=log_dir, services=["detector"])
+    stack.replicas = {"detector": 2}
+    stack.start(with_redis=False)
     try:
-        wait_grpc_serving(f"127.0.0.1:{port}")
-        gateway_env = {
-            "FACEPLANE_GATEWAY_PORT": str(gateway_port),
-            "FACEPLANE_GATEWAY_AUTH": "false",
-            "FACEPLANE_GATEWAY_DETECTOR_URL": f"ipv4:127.0.0.1:{stack.ports['detector']},127.0.0.1:{port}",
-        }
-        procs.append(spawn([sys.executable, "-m", "gateway"], gateway_env, log_dir / "gateway.log"))
-        url = f"http://127.0.0.1:{gateway_port}"
-        wait_http_ok(f"{url}/healthz")
-        yield url, [stack.ports["detector-metrics"], metrics_port]
+        yield stack.gateway_urls()[0], [stack.ports["detector-metrics"], stack.ports["detector-1-metrics"]]
     finally:
-        for proc in procs:
-            stop(proc)
+        stack.stop()
 
 
 def test_calls_are_spread_over_every_replica(two_replicas: tuple[str, list[int]]) -> None:
