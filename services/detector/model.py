@@ -120,6 +120,13 @@ class MtcnnDetector:
             retry_border=float(p.get("retry_border", MtcnnParams.retry_border)),
         )
 
+    def warm_up(self) -> None:
+        """Each net once: the P-Net pyramid of a blank 640×480 photo (it proposes nothing), then R- and O-Net on one
+        blank window each."""
+        self._stage_proposals(np.zeros((480, 640, 3), np.uint8))
+        self.rnet.run({"input": _normalise(np.zeros((1, 24, 24, 3), np.uint8))})
+        self.onet.run({"input": _normalise(np.zeros((1, 48, 48, 3), np.uint8))})
+
     def detect(self, image: np.ndarray, min_confidence: float | None = None) -> list[Detection]:
         """Faces in an RGB uint8 image (H, W, 3), in that image's pixel coordinates, most confident first."""
         found = self._detect(image, min_confidence)

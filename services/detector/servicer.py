@@ -90,6 +90,8 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
 def build(settings: DetectorSettings) -> list[Registration]:
     model = load_model(settings.model_repo, settings.model, settings.backend_options())
     info = model_info(model, settings.backend)
-    pipeline = FacePipeline(MtcnnDetector(model), settings.max_pixels, settings.max_faces)
+    detector = MtcnnDetector(model)
+    pipeline = FacePipeline(detector, settings.max_pixels, settings.max_faces)
     name = detector_pb2.DESCRIPTOR.services_by_name["Detector"].full_name
-    return [Registration(DetectorServicer(pipeline, info), detector_pb2_grpc.add_DetectorServicer_to_server, name)]
+    add = detector_pb2_grpc.add_DetectorServicer_to_server
+    return [Registration(DetectorServicer(pipeline, info), add, name, warm_up=detector.warm_up)]

@@ -13,7 +13,15 @@ from faceplane.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 from services.embedder.gallery import AlreadyExists, Gallery, InvalidArgument, Match, ModelMismatch, NotFound, Subject
 from services.embedder.model import EmbeddingModel, cosine
-from services.runtime.analysis import CropServicer, ModelRunner, model_info, model_runner, required_crop, service_info
+from services.runtime.analysis import (
+    CropServicer,
+    ModelRunner,
+    blank_crops,
+    model_info,
+    model_runner,
+    required_crop,
+    service_info,
+)
 from services.runtime.errors import abort
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
@@ -176,4 +184,5 @@ def build(settings: EmbedderSettings) -> list[Registration]:
     servicer = EmbedderServicer(model, run, gallery, crop, info)
     name = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
     probes = {GALLERY_HEALTH: client.ping}
-    return [Registration(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, name, probes)]
+    add = embedder_pb2_grpc.add_EmbedderServicer_to_server
+    return [Registration(servicer, add, name, probes, warm_up=lambda: model.embed(blank_crops(crop)))]

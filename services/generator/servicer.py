@@ -50,6 +50,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
 
 def build(settings: GeneratorSettings) -> list[Registration]:
     loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
-    servicer = GeneratorServicer(FaceGenerator(loaded), model_info(loaded, settings.backend))
+    generator = FaceGenerator(loaded)
+    servicer = GeneratorServicer(generator, model_info(loaded, settings.backend))
     name = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
-    return [Registration(servicer, generator_pb2_grpc.add_GeneratorServicer_to_server, name)]
+    add = generator_pb2_grpc.add_GeneratorServicer_to_server
+    return [Registration(servicer, add, name, warm_up=lambda: generator.generate(1, seed=0))]

@@ -85,6 +85,11 @@ class CropServicer:
         return await predict_crops(context, request.crops, self.crop, self._run)
 
 
+def blank_crops(crop: CropConfig) -> np.ndarray:
+    """One black crop of the model's size: the warm-up input."""
+    return np.zeros((1, crop.size, crop.size, 3), np.uint8)
+
+
 def crop_service(
     servicer_cls: type[CropServicer],
     predict: Callable[[np.ndarray], list[Any]],
@@ -97,4 +102,5 @@ def crop_service(
     crop = required_crop(models[0])
     info = service_info([model_info(m, settings.backend) for m in models], crop)
     run = model_runner(predict, models[0], settings)
-    return Registration(servicer_cls(run, crop, info), add_to_server, service.full_name)
+    servicer = servicer_cls(run, crop, info)
+    return Registration(servicer, add_to_server, service.full_name, warm_up=lambda: predict(blank_crops(crop)))

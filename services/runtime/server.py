@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ class Registration:
     # Health names for what the service depends on (e.g. its store) → a check that is True while it works;
     # published through the standard health service, so callers see a dependency go down by name.
     probes: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    # One pass of the model logic on a blank input before the service reports SERVING: the first call of a model
+    # pays for lazy set-up (memory arenas; on CUDA the context and kernels, hundreds of ms), not a client's request.
+    warm_up: Callable[[], object] | None = None
 
 
 class ServiceServer:
@@ -66,12 +70,28 @@ class ServiceServer:
             raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
         await self.server.start()
         for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._warm_up()
+        for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.probes:
             await self._probe_once()
             self._probing = asyncio.create_task(self._probe_forever())
         log.info("serving", extra={"services": names, "address": f"{self.settings.host}:{self.port}"})
         return self.port
+
+    async def _warm_up(self) -> None:
+        for r in self.registrations:
+            if r.warm_up is None:
+                continue
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(r.warm_up)
+            except Exception:  # e.g. a model server not up yet: serve anyway, as without a warm-up
+                log.warning("warm-up failed", extra={"service": r.service_name}, exc_info=True)
+                continue
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            log.info("warmed up", extra={"service": r.service_name, "ms": ms})
 
     async def _probe_once(self) -> None:
         for name, check in self.probes.items():

@@ -3,19 +3,27 @@ coded errors, and a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import sys
+import threading
 import time
 
 import grpc
 import httpx
 import pytest
-from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from deploy.local.stack import free_port, spawn, wait_grpc_serving
+from services.generator.model import FaceGenerator
+from services.generator.servicer import GeneratorServicer
+from services.runtime.analysis import model_info
+from services.runtime.modelrepo import load_model
+from services.runtime.server import Registration, ServiceServer
+from services.runtime.settings import REPO_ROOT, ServiceSettings
 from tests import images
 
 
@@ -130,3 +138,41 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path) -> None:
         s.listen()  # the port is free again: nothing else listens on it
     log = (tmp_path / "d.log").read_text()
     assert '"msg": "shutting down"' in log and '"msg": "stopped"' in log
+
+
+async def test_not_serving_until_warmed_up() -> None:
+    """Readiness waits for the warm-up: a caller polling health sees NOT_SERVING while it runs, SERVING after."""
+    loaded = load_model(REPO_ROOT / "model-repo", "dcgan_faces")
+    generator, warming, release = FaceGenerator(loaded), threading.Event(), threading.Event()
+
+    def warm_up() -> None:
+        warming.set()
+        release.wait(10)
+        generator.generate(1, seed=0)
+
+    servicer = GeneratorServicer(generator, model_info(loaded, "onnx"))
+    add = generator_pb2_grpc.add_GeneratorServicer_to_server
+    registration = Registration(servicer, add, "faceplane.v1.Generator", warm_up=warm_up)
+    server = ServiceServer(ServiceSettings(port=free_port()), [registration])
+    starting = asyncio.create_task(server.start())
+    try:
+        assert await asyncio.to_thread(warming.wait, 10)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.settings.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for name in ("", "faceplane.v1.Generator"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
+                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            release.set()
+            await starting
+            for name in ("", "faceplane.v1.Generator"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        release.set()
+        await starting
+        await server.stop()
+
+
+def test_the_detector_warms_up_before_serving(stack) -> None:
+    log = (stack.log_dir / "detector.log").read_text()
+    assert log.index('"msg": "warmed up"') < log.index('"msg": "serving"')
