@@ -52,11 +52,22 @@ class SmallCnn(nn.Module):
         return torch.sigmoid(logits) if self.activation == "sigmoid" else torch.softmax(logits, dim=1)
 
 
+def default_device() -> str:
+    """Where the recipes train unless told: the GPU when there is one (the issue's GPU machine), else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def export_onnx(model: nn.Module, input_size: int, out_dir: Path) -> Path:
-    """`model.onnx` with input `images` (N, size, size, 3) and output `probabilities`, dynamic batch, IR 8."""
+    """`model.onnx` with input `images` (N, size, size, 3) and output `probabilities`, dynamic batch, IR 8. The
+    model is moved to the CPU to export (and stays there)."""
     import onnx
 
-    model.eval()
+    model.cpu().eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
     torch.onnx.export(
         model, (torch.zeros(1, input_size, input_size, 3),), str(path), input_names=["images"],
@@ -83,7 +94,7 @@ class TrainingRun:
         """The first epoch still to run (0 without a checkpoint)."""
         if not checkpoint.exists():
             return 0
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=device_of(self.model))
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])

@@ -39,6 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from onnx_weights import store_weights_fp16
+from small_cnn import default_device, device_of
 from splits import utkface_is_test, utkface_is_validation
 
 from services.detector.model import MtcnnDetector
@@ -273,16 +274,19 @@ def export(model: Heads, out_dir: Path) -> Path:
 def evaluate_graph(model: nn.Module, chips: np.ndarray, age: np.ndarray, female: np.ndarray) -> dict[str, float]:
     model.eval()
     genders, ages = [], []
+    device = device_of(model)
     with torch.inference_mode():
         for i in range(0, len(chips), 128):
-            p, a = model(torch.from_numpy(chips[i : i + 128]))
-            genders.append(p[:, 0].numpy())
-            ages.append(a.numpy())
+            p, a = model(torch.from_numpy(chips[i : i + 128]).to(device))
+            genders.append(p[:, 0].cpu().numpy())
+            ages.append(a.cpu().numpy())
     p, a = np.concatenate(genders), np.concatenate(ages)
     return {"age_mae": float(np.abs(a - age).mean()), "gender_accuracy": float(((p > 0.5) == (female == 1)).mean())}
 
 
-def finetune(path: Path, data: dict[str, np.ndarray], epochs: int, lr: float) -> tuple[nn.Module, dict[str, float]]:
+def finetune(
+    path: Path, data: dict[str, np.ndarray], epochs: int, lr: float, device: str
+) -> tuple[nn.Module, dict[str, float]]:
     """The exported graph, backbone and heads, trained end to end on the chips (mirrored at random) of the
     training part less validation: cross-entropy on gender plus 0.02 × the age error in years."""
     from onnx2torch import convert  # the project environment's converter (the torch backend's)
@@ -290,7 +294,7 @@ def finetune(path: Path, data: dict[str, np.ndarray], epochs: int, lr: float) ->
     from services.runtime.backends.torch import inline_weight_casts
 
     torch.manual_seed(SEED)
-    model = convert(inline_weight_casts(onnx.load(str(path))))
+    model = convert(inline_weight_casts(onnx.load(str(path)))).to(device)
     sets = {k: (data["chip"][data[k]], data["age"][data[k]], data["female"][data[k]]) for k in ("validation", "test")}
     train_idx = np.flatnonzero(~data["test"] & ~data["validation"])
     batches = (len(train_idx) + 31) // 32
@@ -304,11 +308,11 @@ def finetune(path: Path, data: dict[str, np.ndarray], epochs: int, lr: float) ->
             x = data["chip"][idx].copy()
             mirror = rng.random(len(idx)) < 0.5
             x[mirror] = x[mirror][:, :, ::-1]
-            p, a = model(torch.from_numpy(x))
-            gender = torch.from_numpy(1 - data["female"][idx])  # config.toml's order: index 0 female, 1 male
+            p, a = model(torch.from_numpy(x).to(device))
+            gender = torch.from_numpy(1 - data["female"][idx]).to(device)  # config.toml's order: 0 female, 1 male
             loss = (
                 nn.functional.nll_loss(torch.log(p.clamp_min(1e-7)), gender)
-                + 0.02 * (a - torch.from_numpy(data["age"][idx])).abs().mean()
+                + 0.02 * (a - torch.from_numpy(data["age"][idx]).to(device)).abs().mean()
             )
             optimiser.zero_grad()
             loss.backward()
@@ -324,7 +328,7 @@ def export_graph(model: nn.Module, path: Path) -> None:
     from dlib_resnet_export import finish  # needs dlib: imported only here, for the export
 
     torch.onnx.export(
-        model.eval(), (torch.zeros(1, 150, 150, 3, dtype=torch.uint8),), str(path), input_names=["input"],
+        model.cpu().eval(), (torch.zeros(1, 150, 150, 3, dtype=torch.uint8),), str(path), input_names=["input"],
         output_names=["gender_probabilities", "age"],
         dynamic_axes={"input": {0: "batch"}, "gender_probabilities": {0: "batch"}, "age": {0: "batch"}},
         opset_version=17, dynamo=False,
@@ -339,6 +343,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=int, default=6, help="0: ship the heads on the frozen backbone")
     parser.add_argument("--finetune-lr", type=float, default=3e-5)
+    parser.add_argument("--device", default=default_device(), help="for the fine-tuning (the rest runs on the CPU)")
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "agegender_faceplane")
     args = parser.parse_args()
     faces = service_faces(args.data, args.work / "faces.npz")
@@ -349,7 +354,7 @@ def main() -> None:
     path = export(model, args.out)
     if args.finetune_epochs > 0:
         print(f"heads on the frozen backbone: test {metrics}; fine-tuning ...", flush=True)
-        tuned, metrics = finetune(path, faces, args.finetune_epochs, args.finetune_lr)
+        tuned, metrics = finetune(path, faces, args.finetune_epochs, args.finetune_lr, args.device)
         export_graph(tuned, path)
         metrics["finetune_train_images"] = int((~faces["test"] & ~faces["validation"]).sum())
     metrics.update(

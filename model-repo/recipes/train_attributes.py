@@ -24,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import SmallCnn, TrainingRun, export_onnx
+from small_cnn import SmallCnn, TrainingRun, default_device, device_of, export_onnx
 from splits import CELEBA_TRAIN_LAST_ID
 
 from services.detector.align import align_face
@@ -87,32 +87,33 @@ def prepare(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Horizontal flips, shifts of up to 4 px and brightness/contrast jitter (NHWC, 0..255)."""
     n = batch.shape[0]
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = (torch.rand(n, generator=generator) < 0.5).to(batch.device)
     batch = torch.where(flip[:, None, None, None], batch.flip(2), batch)
     padded = torch.nn.functional.pad(batch.permute(0, 3, 1, 2), (4, 4, 4, 4), mode="replicate")
     dx, dy = torch.randint(0, 9, (2,), generator=generator).tolist()
     batch = padded[:, :, dy : dy + INPUT_SIZE, dx : dx + INPUT_SIZE].permute(0, 2, 3, 1)
     gain = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4
     bias = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 40
-    return (batch * gain + bias).clamp(0, 255)
+    return (batch * gain.to(batch.device) + bias.to(batch.device)).clamp(0, 255)
 
 
 def evaluate(model: SmallCnn, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     model.eval()
+    device = device_of(model)
     with torch.no_grad():
-        probs = torch.cat([model(torch.from_numpy(x[i : i + 256]).float()) for i in range(0, len(x), 256)]).numpy()
-    return ((probs > 0.5) == (y > 0.5)).mean(axis=0)
+        probs = [model(torch.from_numpy(x[i : i + 256]).float().to(device)).cpu() for i in range(0, len(x), 256)]
+    return ((torch.cat(probs).numpy() > 0.5) == (y > 0.5)).mean(axis=0)
 
 
-def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path) -> tuple[SmallCnn, dict]:
+def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path, device: str) -> tuple[SmallCnn, dict]:
     is_train = data["id"] <= CELEBA_TRAIN_LAST_ID
     x_train, y_train = data["x"][is_train], data["y"][is_train]
     x_dev, y_dev = data["x"][~is_train], data["y"][~is_train]
-    run = TrainingRun(SmallCnn(len(ATTRIBUTES), "sigmoid"), epochs * ((len(x_train) + 127) // 128), SEED)
+    run = TrainingRun(SmallCnn(len(ATTRIBUTES), "sigmoid").to(device), epochs * ((len(x_train) + 127) // 128), SEED)
     model, generator = run.model, run.generator
     start_epoch = run.resume(checkpoint)
     loss_fn = nn.BCEWithLogitsLoss()
-    xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(y_train)
+    xt, yt = torch.from_numpy(x_train).float().to(device), torch.from_numpy(y_train).to(device)
     for epoch in range(start_epoch, epochs):
         model.train()
         order = torch.randperm(len(xt), generator=generator)
@@ -146,11 +147,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-attributes")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "celeba_attributes")
+    parser.add_argument("--device", default=default_device())
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = prepare(args.data, args.work / "crops.npz")
     print(f"{len(data['id'])} of {int(data['total'])} images have a face; training ...", flush=True)
-    model, metrics = train(data, args.epochs, args.work / "checkpoint.pt")
+    model, metrics = train(data, args.epochs, args.work / "checkpoint.pt", args.device)
     path = export_onnx(model, INPUT_SIZE, args.out)
     metrics["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     metrics["bytes"] = path.stat().st_size

@@ -27,7 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from onnx_weights import store_weights_fp16
-from small_cnn import TrainingRun, vgg_features
+from small_cnn import TrainingRun, default_device, vgg_features
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -85,7 +85,7 @@ def evaluate(model: EmotionNet, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train(data: dict[str, np.ndarray], width: int, epochs: int, minutes: float, work: Path) -> tuple[EmotionNet, float]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(default_device())
     images = torch.from_numpy(data["images"]).float()[:, None]
     labels = torch.from_numpy(data["labels"]).long()
     is_train = torch.from_numpy(data["usage"] == "train")

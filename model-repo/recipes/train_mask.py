@@ -37,7 +37,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import SmallCnn, TrainingRun, export_onnx
+from small_cnn import SmallCnn, TrainingRun, default_device, device_of, export_onnx
 from splits import mask_is_augmented_copy, mask_is_test, mask_is_validation
 
 from services.detector.align import align_face, resize_whole
@@ -133,15 +133,15 @@ def augment(batch: torch.Tensor, generator: torch.Generator, colour_swap: float)
     """Per image: horizontal flip, rotation ±12°, scale 0.9–1.1, shift ±8%; brightness/contrast and a little colour
     jitter; occasionally grey; with probability `colour_swap` the RGB channels permuted (masks come in every colour;
     the net should look at shape, not hue) (NHWC, 0..255)."""
-    n = batch.shape[0]
+    n, device = batch.shape[0], batch.device
     x = batch.permute(0, 3, 1, 2)
 
-    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(n, *shape, generator=generator)
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:  # drawn on the CPU: the same on any device
+        return (lo + (hi - lo) * torch.rand(n, *shape, generator=generator)).to(device)
 
     angle = uniform(-12, 12) * math.pi / 180
     scale = uniform(0.9, 1.1)
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).to(device)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
         [
@@ -156,8 +156,8 @@ def augment(batch: torch.Tensor, generator: torch.Generator, colour_swap: float)
         perms = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
         choice = torch.randint(0, 6, (n,), generator=generator)
         choice = torch.where(torch.rand(n, generator=generator) < colour_swap, choice, 0)
-        x = torch.gather(x, 1, perms[choice][:, :, None, None].expand_as(x))
-    grey = (torch.rand(n, 1, 1, 1, generator=generator) < 0.1).float()
+        x = torch.gather(x, 1, perms[choice].to(device)[:, :, None, None].expand_as(x))
+    grey = (torch.rand(n, 1, 1, 1, generator=generator) < 0.1).float().to(device)
     x = grey * x.mean(dim=1, keepdim=True) + (1 - grey) * x
     gain = uniform(0.7, 1.3, 1, 1, 1) * uniform(0.92, 1.08, 3, 1, 1)
     bias = uniform(-30, 30, 1, 1, 1)
@@ -168,16 +168,19 @@ def augment(batch: torch.Tensor, generator: torch.Generator, colour_swap: float)
 
 def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
     model.eval()
+    device = device_of(model)
     with torch.no_grad():
-        return torch.cat([model(torch.from_numpy(x[i : i + 256]).float()) for i in range(0, len(x), 256)]).numpy()
+        probs = [model(torch.from_numpy(x[i : i + 256]).float().to(device)).cpu() for i in range(0, len(x), 256)]
+    return torch.cat(probs).numpy()
 
 
 def train(data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespace, checkpoint: Path) -> SmallCnn:
-    face = torch.from_numpy(data["face"][rows]).float()
-    whole = torch.from_numpy(data["whole"][rows]).float()
-    detected = torch.from_numpy(data["detected"][rows])
-    y = torch.from_numpy(data["y"][rows]).long()
-    model = SmallCnn(2, "softmax", tuple(args.widths))
+    device = args.device
+    face = torch.from_numpy(data["face"][rows]).float().to(device)
+    whole = torch.from_numpy(data["whole"][rows]).float().to(device)
+    detected = torch.from_numpy(data["detected"][rows]).to(device)
+    y = torch.from_numpy(data["y"][rows]).long().to(device)
+    model = SmallCnn(2, "softmax", tuple(args.widths)).to(device)
     run = TrainingRun(model, args.epochs * ((len(y) + BATCH - 1) // BATCH), SEED)
     generator = run.generator
     start_epoch = run.resume(checkpoint)
@@ -188,7 +191,8 @@ def train(data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespac
         started, total, correct = time.time(), 0.0, 0
         for i in range(0, len(order), BATCH):
             idx = order[i : i + BATCH]
-            use_whole = ~detected[idx] | (torch.rand(len(idx), generator=generator) < args.whole_view_rate)
+            whole_view = (torch.rand(len(idx), generator=generator) < args.whole_view_rate).to(device)
+            use_whole = ~detected[idx] | whole_view
             x = torch.where(use_whole[:, None, None, None], whole[idx], face[idx])
             logits = model.logits(augment(x, generator, args.colour_swap))
             loss = loss_fn(logits, y[idx])
@@ -278,6 +282,7 @@ def main() -> None:
     parser.add_argument("--whole-view-rate", type=float, default=WHOLE_VIEW_RATE)
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "mask_faceplane")
     parser.add_argument("--prepare-only", action="store_true", help="cut and cache the crops, then stop")
+    parser.add_argument("--device", default=default_device())
     parser.add_argument("--validation", action="store_true",
                         help="choosing a recipe: train without splits.mask_is_validation, report on it (plain and "
                              "flip-averaged); the test split is not read and nothing is exported")  # fmt: skip
