@@ -158,8 +158,8 @@ train-emotion: $(STAMP)  ## train the emotion model on FER-2013 in $(DATA) (H100
 train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), then fine-tune end to end (CPU ~20 min) → model-repo/agegender_faceplane
 	$(PY) model-repo/recipes/train_agegender.py --data $(DATA)
 
-train-dcgan: $(STAMP)  ## train the DCGAN face generator on CelebA + UTKFace crops in $(DATA) (CPU, resumes: MINUTES=33 a run; the shipped model took 70 min) → model-repo/dcgan_faces
-	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(MINUTES),--minutes $(MINUTES))
+train-dcgan: $(STAMP)  ## train the DCGAN face generator on aligned faces in $(DATA) (SETS=celeba,utkface for the mix; MINUTES=…; resumes) → model-repo/dcgan_faces
+	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(SETS),--sets $(SETS)) $(if $(MINUTES),--minutes $(MINUTES))
 
 train-mask: $(STAMP)  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~25 min) → model-repo/mask_faceplane
 	$(PY) model-repo/recipes/train_mask.py --data $(DATA)

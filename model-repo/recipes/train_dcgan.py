@@ -110,14 +110,14 @@ def init_weights(module: nn.Module) -> None:
 class GanRun:
     """Both networks, their Adam optimisers and the data-order generator, saved after every epoch to resume."""
 
-    def __init__(self, seed: int, width: int = WIDTH, device: str = "cpu") -> None:
+    def __init__(self, seed: int, width: int = WIDTH, device: str = "cpu", d_lr: float = 2e-4) -> None:
         torch.manual_seed(seed)
         self.device = device
         self.g, self.d = Generator(width).to(device), Discriminator(width).to(device)
         self.g.apply(init_weights)
         self.d.apply(init_weights)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=d_lr, betas=(0.5, 0.999))
         self.generator = torch.Generator().manual_seed(seed)
 
     def resume(self, checkpoint: Path) -> int:
@@ -226,7 +226,7 @@ def sample(g: Generator, z: np.ndarray) -> np.ndarray:
     return images
 
 
-def train(sets: list[np.ndarray], work: Path, epochs: int, minutes: float, width: int, device: str) -> int:
+def train(sets: list[np.ndarray], work: Path, epochs: int, minutes: float, width: int, device: str, d_lr: float) -> int:
     """Train until `epochs` or the budget; returns the number of epochs done. Checkpoint: `work/checkpoint.pt`.
     An epoch is every face of one set; of several, as many faces of each as the smallest has, drawn afresh.
 
@@ -237,7 +237,7 @@ def train(sets: list[np.ndarray], work: Path, epochs: int, minutes: float, width
     idea: learn the full picture from partly observed ones). Without that channel, a generated face in a black
     frame of its own looks like a framed real one, and the generator learns to draw frames again (tried: 10 of 64
     samples after 21 epochs)."""
-    run = GanRun(SEED, width, device)
+    run = GanRun(SEED, width, device, d_lr)
     checkpoint = work / "checkpoint.pt"
     start_epoch = run.resume(checkpoint)
     pixels = np.concatenate(sets)
@@ -420,6 +420,7 @@ def main() -> None:
     parser.add_argument("--use-epoch", type=int, default=0, help="export this epoch's generator (0: the last)")
     parser.add_argument("--steps", default="train,export,evaluate")
     parser.add_argument("--device", default=default_device())
+    parser.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate")
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "dcgan_faces")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -430,7 +431,7 @@ def main() -> None:
     real = {name: loaders[name]() for name in args.sets.split(",")}
     print(", ".join(f"{len(faces)} aligned {name} faces" for name, faces in real.items()), flush=True)
     if "train" in steps:
-        train(list(real.values()), args.work, args.epochs, args.minutes, args.width, args.device)
+        train(list(real.values()), args.work, args.epochs, args.minutes, args.width, args.device, args.d_lr)
     metrics: dict = {}
     if "export" in steps:
         epoch = args.use_epoch or max(int(p.stem.split("_")[1]) for p in args.work.glob("generator_*.pt"))
