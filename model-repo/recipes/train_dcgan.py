@@ -1,21 +1,23 @@
 """Train the DCGAN face generator (Radford et al.) on aligned CelebA (and optionally UTKFace) faces cut by our models.
 
     python model-repo/recipes/train_dcgan.py --minutes 20                          # the shipped model: CelebA
-    python model-repo/recipes/train_dcgan.py --sets celeba,utkface --minutes 70    # the mix, tried, not shipped
+    python model-repo/recipes/train_dcgan.py --sets celeba,utkface --mask-frames --minutes 40   # the mix, tried
 
-Runs in the project's environment (`make install`: torch, onnx). The faces are 64×64 crops cut by
-`train_attributes.face_crop` (our own MTCNN landmarks → `align_face`, standard template, padding 0.25, 128 px
-resized to 64): the CelebA ones are the attribute recipe's cache (`.cache/train-attributes/crops.npz`, built by
-`train_attributes.prepare`), the UTKFace ones (all but the 15% `splits.utkface_is_test` holds back) are cut by the
-same function here and cached in `.cache/train-dcgan/utkface-crops.npz`; both caches are rebuilt from `--data` when
-missing. With both sets the mix is balanced: every epoch is all CelebA crops plus as many UTKFace crops, drawn
-afresh each epoch (UTKFace has about twice as many; over the epochs all are seen). UTKFace's images are cropped
-tighter than our template, so its aligned crops are small faces in a black frame, and so are half the mixed
-generator's faces: the shipped model is CelebA only (model-repo/dcgan_faces/card.md). Training stops at the
-wall-clock budget (`--minutes`) or after `--epochs`, whichever comes first, and checkpoints after every epoch
-(delete `.cache/train-dcgan/checkpoint.pt` to start from scratch). `evaluate` measures quality with our own
-models: the share of generated faces in which our detector finds exactly one face, and the mean pairwise
-embedding distance of generated faces against real ones of the same sets (no mode collapse).
+Runs in the project's environment (`make install`: torch, onnx), on CUDA when there is one (`--device`). The faces
+are 64×64 crops cut by `train_attributes.face_crop` (our own MTCNN landmarks → `align_face`, standard template,
+padding 0.25, 128 px resized to 64): the CelebA ones are the attribute recipe's cache
+(`.cache/train-attributes/crops.npz`, built by `train_attributes.prepare`), the UTKFace ones (all but the 15%
+`splits.utkface_is_test` holds back) are cut by the same function here and cached in
+`.cache/train-dcgan/utkface-crops.npz`; both caches are rebuilt from `--data` when missing. With both sets the mix
+is balanced: every epoch is all CelebA crops plus as many UTKFace crops, drawn afresh each epoch (UTKFace has about
+twice as many; over the epochs all are seen). UTKFace's images are cropped tighter than our template, so its
+aligned crops are small faces in a black frame: trained on as they are, half the generator's faces come out framed
+too; `--mask-frames` hides the frame from the discriminator (see `train`). Neither mix beat the CelebA-only model,
+which is the one shipped (model-repo/dcgan_faces/card.md). Training stops at the wall-clock budget (`--minutes`) or
+after `--epochs`, whichever comes first, and checkpoints after every epoch (delete `<work>/checkpoint.pt` to start
+from scratch). `evaluate` measures quality with our own models: the share of generated faces in which our detector
+finds exactly one face, the share framed in black (`framed_share`), and the mean pairwise embedding distance of
+generated faces against real ones of the same sets (no mode collapse). It also writes the sample grid into docs/.
 """
 
 from __future__ import annotations
@@ -67,9 +69,9 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     """The mirror image: 64 → 32 → 16 → 8 → 4 px, 4×4 convolutions stride 2, BN (not on the first) + LeakyReLU 0.2.
-    Input: the RGB image and, as a fourth channel, where it is seen (1) or framed (−1)."""
+    Input: the RGB image, and with frame masking a fourth channel: where the image is seen (1) or framed (−1)."""
 
-    def __init__(self, width: int = WIDTH) -> None:
+    def __init__(self, width: int = WIDTH, channels: int = 3) -> None:
         super().__init__()
 
         def down(cin: int, cout: int, bn: bool = True) -> list[nn.Module]:
@@ -77,7 +79,7 @@ class Discriminator(nn.Module):
             return layers + ([nn.BatchNorm2d(cout)] if bn else []) + [nn.LeakyReLU(0.2, True)]
 
         self.net = nn.Sequential(
-            *down(4, width, bn=False), *down(width, width * 2), *down(width * 2, width * 4),
+            *down(channels, width, bn=False), *down(width, width * 2), *down(width * 2, width * 4),
             *down(width * 4, width * 8),
             nn.Conv2d(width * 8, 1, 4, 1, 0, bias=False), nn.Flatten(),
         )  # fmt: skip
@@ -110,14 +112,15 @@ def init_weights(module: nn.Module) -> None:
 class GanRun:
     """Both networks, their Adam optimisers and the data-order generator, saved after every epoch to resume."""
 
-    def __init__(self, seed: int, width: int = WIDTH, device: str = "cpu", d_lr: float = 2e-4) -> None:
+    def __init__(self, seed: int, args: argparse.Namespace) -> None:
         torch.manual_seed(seed)
-        self.device = device
-        self.g, self.d = Generator(width).to(device), Discriminator(width).to(device)
+        self.device = device = args.device
+        self.g = Generator(args.width).to(device)
+        self.d = Discriminator(args.width, 4 if args.mask_frames else 3).to(device)
         self.g.apply(init_weights)
         self.d.apply(init_weights)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=d_lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=args.d_lr, betas=(0.5, 0.999))
         self.generator = torch.Generator().manual_seed(seed)
 
     def resume(self, checkpoint: Path) -> int:
@@ -226,28 +229,36 @@ def sample(g: Generator, z: np.ndarray) -> np.ndarray:
     return images
 
 
-def train(sets: list[np.ndarray], work: Path, epochs: int, minutes: float, width: int, device: str, d_lr: float) -> int:
-    """Train until `epochs` or the budget; returns the number of epochs done. Checkpoint: `work/checkpoint.pt`.
+def judged(images: torch.Tensor, seen: torch.Tensor | None) -> torch.Tensor:
+    """What the discriminator is shown: the images as they are, or with frame masking (`seen`: 1 inside the
+    image) the frame filled with black and, as a fourth channel, where the frame is."""
+    if seen is None:
+        return images
+    return torch.cat([images * seen - (1.0 - seen), 2 * seen - 1], 1)
+
+
+def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
+    """Train until `--epochs` or the budget; returns the number of epochs done. Checkpoint: `work/checkpoint.pt`.
     An epoch is every face of one set; of several, as many faces of each as the smallest has, drawn afresh.
 
-    The discriminator never judges the aligner's black frame (`frame_mask`): each generated face in a batch is
-    framed with the frame of the real face beside it, both frames are filled with black, and the discriminator is
-    told where the frame is (a fourth input channel). So a set cropped tighter than our template (UTKFace: 68% of
-    each crop is frame) teaches the middle of the face only, and the generator draws whole faces (AmbientGAN's
-    idea: learn the full picture from partly observed ones). Without that channel, a generated face in a black
-    frame of its own looks like a framed real one, and the generator learns to draw frames again (tried: 10 of 64
-    samples after 21 epochs)."""
-    run = GanRun(SEED, width, device, d_lr)
+    With `--mask-frames` the discriminator never judges the aligner's black frame (`frame_mask`): each generated
+    face in a batch is framed with the frame of the real face beside it, both frames are filled with black, and
+    the discriminator is told where the frame is (a fourth input channel). So a set cropped tighter than our
+    template (UTKFace: 68% of each crop is frame) can teach the middle of the face only, while the generator draws
+    whole faces (AmbientGAN's idea: learn the full picture from partly observed ones). Without the fourth channel a
+    generated face in a black frame of its own looks like a framed real one, and the generator learns to draw
+    frames again (10 of 64 samples after 21 epochs)."""
+    run, device, epochs = GanRun(SEED, args), args.device, args.epochs
     checkpoint = work / "checkpoint.pt"
     start_epoch = run.resume(checkpoint)
     pixels = np.concatenate(sets)
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0  # NCHW, -1..1
-    seen = torch.from_numpy(~frame_mask(pixels)).float().unsqueeze(1).to(device)  # (N, 1, 64, 64): 1 in the image
+    seen = torch.from_numpy(~frame_mask(pixels)).float().unsqueeze(1).to(device) if args.mask_frames else None
     offsets = np.cumsum([0, *(len(faces) for faces in sets)])[:-1].tolist()
     per_epoch = min(len(faces) for faces in sets)
     loss_fn = nn.BCEWithLogitsLoss()
     fixed = latents(64, 0)
-    deadline, epoch_seconds = time.time() + minutes * 60, 0.0
+    deadline, epoch_seconds = time.time() + args.minutes * 60, 0.0
     epoch = start_epoch
     for epoch in range(start_epoch, epochs):
         if epoch > start_epoch and time.time() + epoch_seconds > deadline:
@@ -263,10 +274,10 @@ def train(sets: list[np.ndarray], work: Path, epochs: int, minutes: float, width
         for i in range(0, len(order) - BATCH + 1, BATCH):  # drop the last partial batch (batch norm)
             batch = order[i : i + BATCH].to(device)
             flip = (torch.rand(BATCH, generator=run.generator) < 0.5).to(device)[:, None, None, None]
-            mask = torch.where(flip, seen[batch].flip(3), seen[batch])
-            real = torch.cat([torch.where(flip, x[batch].flip(3), x[batch]) * mask - (1.0 - mask), 2 * mask - 1], 1)
+            mask = None if seen is None else torch.where(flip, seen[batch].flip(3), seen[batch])
+            real = judged(torch.where(flip, x[batch].flip(3), x[batch]), mask)
             fake = run.g(torch.randn(BATCH, LATENT, 1, 1, device=device))
-            framed = torch.cat([fake * mask - (1.0 - mask), 2 * mask - 1], 1)
+            framed = judged(fake, mask)
             # Discriminator: real → 0.9, fake → 0.
             loss_d = loss_fn(run.d(real), torch.full((BATCH,), REAL_LABEL, device=device)) + loss_fn(
                 run.d(framed.detach()), torch.zeros(BATCH, device=device)
@@ -421,6 +432,8 @@ def main() -> None:
     parser.add_argument("--steps", default="train,export,evaluate")
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate")
+    parser.add_argument("--mask-frames", action=argparse.BooleanOptionalAction, default=False,
+                        help="the discriminator never judges the aligner's black frame (see train)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "dcgan_faces")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -431,7 +444,7 @@ def main() -> None:
     real = {name: loaders[name]() for name in args.sets.split(",")}
     print(", ".join(f"{len(faces)} aligned {name} faces" for name, faces in real.items()), flush=True)
     if "train" in steps:
-        train(list(real.values()), args.work, args.epochs, args.minutes, args.width, args.device, args.d_lr)
+        train(list(real.values()), args.work, args)
     metrics: dict = {}
     if "export" in steps:
         epoch = args.use_epoch or max(int(p.stem.split("_")[1]) for p in args.work.glob("generator_*.pt"))
