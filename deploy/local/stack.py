@@ -234,7 +234,7 @@ class Stack:
     def start_service(self, name: str) -> None:
         prefix = f"FACEPLANE_{name.upper()}_"
         for instance in self.instances(name):
-            metrics = self.port_of(f"{instance}-metrics") if f"{name}-metrics" in self.ports else 0
+            metrics = self.port_of(f"{instance}-metrics") if self.ports.get(f"{name}-metrics") else 0
             env = {f"{prefix}PORT": str(self.port_of(instance)), f"{prefix}METRICS_PORT": str(metrics)}
             env.update(self.extra_env)
             if "redis" in self.ports:

@@ -94,7 +94,8 @@ class TrainingRun:
         """The first epoch still to run (0 without a checkpoint)."""
         if not checkpoint.exists():
             return 0
-        state = torch.load(checkpoint, weights_only=False, map_location=device_of(self.model))
+        # On the CPU: the data-order generator takes only a CPU state; load_state_dict moves the rest to the model.
+        state = torch.load(checkpoint, weights_only=False, map_location="cpu")
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])

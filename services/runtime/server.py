@@ -68,9 +68,9 @@ class ServiceServer:
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if self.port == 0:
             raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
-        await self.server.start()
-        for name in ["", *names]:
+        for name in ["", *names]:  # before the port opens: nobody sees SERVING until the models are warm
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
         await self._warm_up()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -86,8 +86,8 @@ class ServiceServer:
                 continue
             started = time.perf_counter()
             try:
-                await asyncio.to_thread(r.warm_up)
-            except Exception:  # e.g. a model server not up yet: serve anyway, as without a warm-up
+                await asyncio.wait_for(asyncio.to_thread(r.warm_up), self.settings.warm_up_timeout_s)
+            except Exception:  # e.g. a model server not up yet, or too slow: serve anyway, as without a warm-up
                 log.warning("warm-up failed", extra={"service": r.service_name}, exc_info=True)
                 continue
             ms = round((time.perf_counter() - started) * 1000, 1)

@@ -47,6 +47,8 @@ class ServiceSettings(BaseSettings):
     max_connection_age_s: float = Field(default=300.0, gt=0)
     # Seconds between checks of what the service depends on (health names of its probes).
     probe_interval_s: float = 2.0
+    # Seconds the model warm-up may take before the service reports SERVING anyway (a slow or absent model server).
+    warm_up_timeout_s: float = Field(default=30.0, gt=0)
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(

@@ -4,11 +4,14 @@ coded errors, and a clean exit on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import httpx
@@ -17,7 +20,7 @@ from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from deploy.local.stack import free_port, spawn, wait_grpc_serving
+from deploy.local.stack import available_services, free_port, spawn, wait_grpc_serving
 from services.generator.model import FaceGenerator
 from services.generator.servicer import GeneratorServicer
 from services.runtime.analysis import model_info
@@ -140,39 +143,64 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path) -> None:
     assert '"msg": "shutting down"' in log and '"msg": "stopped"' in log
 
 
+def generator_server(warm_up: Callable[[], object], **settings: Any) -> ServiceServer:
+    """An in-process generator service with the given warm-up, on a free port, not started."""
+    loaded = load_model(REPO_ROOT / "model-repo", "dcgan_faces")
+    servicer = GeneratorServicer(FaceGenerator(loaded), model_info(loaded, "onnx"))
+    add = generator_pb2_grpc.add_GeneratorServicer_to_server
+    registration = Registration(servicer, add, "faceplane.v1.Generator", warm_up=warm_up)
+    return ServiceServer(ServiceSettings(port=free_port(), **settings), [registration])
+
+
+async def health_of(server: ServiceServer) -> list[int]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.settings.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        return [
+            (await health.Check(health_pb2.HealthCheckRequest(service=name))).status
+            for name in ("", "faceplane.v1.Generator")
+        ]
+
+
 async def test_not_serving_until_warmed_up() -> None:
     """Readiness waits for the warm-up: a caller polling health sees NOT_SERVING while it runs, SERVING after."""
-    loaded = load_model(REPO_ROOT / "model-repo", "dcgan_faces")
-    generator, warming, release = FaceGenerator(loaded), threading.Event(), threading.Event()
+    warming, release = threading.Event(), threading.Event()
 
     def warm_up() -> None:
         warming.set()
         release.wait(10)
-        generator.generate(1, seed=0)
 
-    servicer = GeneratorServicer(generator, model_info(loaded, "onnx"))
-    add = generator_pb2_grpc.add_GeneratorServicer_to_server
-    registration = Registration(servicer, add, "faceplane.v1.Generator", warm_up=warm_up)
-    server = ServiceServer(ServiceSettings(port=free_port()), [registration])
+    server = generator_server(warm_up)
     starting = asyncio.create_task(server.start())
     try:
         assert await asyncio.to_thread(warming.wait, 10)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.settings.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            for name in ("", "faceplane.v1.Generator"):
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
-                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
-            release.set()
-            await starting
-            for name in ("", "faceplane.v1.Generator"):
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
-                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert await health_of(server) == [health_pb2.HealthCheckResponse.NOT_SERVING] * 2
+        release.set()
+        await starting
+        assert await health_of(server) == [health_pb2.HealthCheckResponse.SERVING] * 2
     finally:
         release.set()
         await starting
         await server.stop()
 
 
-def test_the_detector_warms_up_before_serving(stack) -> None:
-    log = (stack.log_dir / "detector.log").read_text()
-    assert log.index('"msg": "warmed up"') < log.index('"msg": "serving"')
+def fails() -> None:
+    raise RuntimeError("model server not up yet")
+
+
+@pytest.mark.parametrize("warm_up", [fails, lambda: time.sleep(5)], ids=["raises", "too slow"])
+async def test_a_failed_warm_up_still_serves(warm_up: Callable[[], object]) -> None:
+    server = generator_server(warm_up, warm_up_timeout_s=0.5)
+    try:
+        await server.start()
+        assert await health_of(server) == [health_pb2.HealthCheckResponse.SERVING] * 2
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("service", available_services())
+def test_every_service_warms_up_before_serving(stack, service: str) -> None:
+    lines = (stack.log_dir / f"{service}.log").read_text().splitlines()
+    messages = [json.loads(line)["msg"] for line in lines if line.startswith("{")]
+    assert "warm-up failed" not in messages
+    assert "warmed up" in messages and "serving" in messages, messages
+    assert messages.index("warmed up") < messages.index("serving")
