@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,6 +60,15 @@ def default_device() -> str:
 
 def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The model's outputs for `x` (NHWC pixels), in batches of 256 on the model's device."""
+    model.eval()
+    device = device_of(model)
+    with torch.no_grad():
+        probs = [model(torch.from_numpy(x[i : i + 256]).float().to(device)).cpu() for i in range(0, len(x), 256)]
+    return torch.cat(probs).numpy()
 
 
 def export_onnx(model: nn.Module, input_size: int, out_dir: Path) -> Path:

@@ -24,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import SmallCnn, TrainingRun, default_device, device_of, export_onnx
+from small_cnn import SmallCnn, TrainingRun, default_device, export_onnx, predict
 from splits import CELEBA_TRAIN_LAST_ID
 
 from services.detector.align import align_face
@@ -98,11 +98,7 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def evaluate(model: SmallCnn, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    model.eval()
-    device = device_of(model)
-    with torch.no_grad():
-        probs = [model(torch.from_numpy(x[i : i + 256]).float().to(device)).cpu() for i in range(0, len(x), 256)]
-    return ((torch.cat(probs).numpy() > 0.5) == (y > 0.5)).mean(axis=0)
+    return ((predict(model, x) > 0.5) == (y > 0.5)).mean(axis=0)
 
 
 def train(data: dict[str, np.ndarray], epochs: int, checkpoint: Path, device: str) -> tuple[SmallCnn, dict]:

@@ -37,7 +37,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_cnn import SmallCnn, TrainingRun, default_device, device_of, export_onnx
+from small_cnn import SmallCnn, TrainingRun, default_device, export_onnx, predict
 from splits import mask_is_augmented_copy, mask_is_test, mask_is_validation
 
 from services.detector.align import align_face, resize_whole
@@ -164,14 +164,6 @@ def augment(batch: torch.Tensor, generator: torch.Generator, colour_swap: float)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * uniform(0.75, 1.25, 1, 1, 1) + mean
     return (x * gain + bias).clamp(0, 255).permute(0, 2, 3, 1)
-
-
-def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    model.eval()
-    device = device_of(model)
-    with torch.no_grad():
-        probs = [model(torch.from_numpy(x[i : i + 256]).float().to(device)).cpu() for i in range(0, len(x), 256)]
-    return torch.cat(probs).numpy()
 
 
 def train(data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespace, checkpoint: Path) -> SmallCnn:
