@@ -173,19 +173,24 @@ def available_services() -> list[str]:
     return [s for s in SERVICES if (REPO_ROOT / "services" / s / "__main__.py").exists()]
 
 
-def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+def stop(*procs: subprocess.Popen, timeout_s: float = 10.0) -> None:
     """SIGTERM to what `spawn` started and everything it started in turn (its own process group: TorchServe's
-    Java server and model workers, for one), SIGKILL to whatever is left after `timeout_s`."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+    Java server and model workers, for one), SIGKILL to whatever is left after `timeout_s`. Several processes
+    (replicas of one part) are signalled together, so they drain at the same time."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
         try:
-            proc.wait(timeout_s)
+            proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # children still alive after the process itself left
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # children still alive after the process itself left
 
 
 @dataclass
@@ -302,11 +307,9 @@ class Stack:
 
     def stop(self) -> None:
         # The gateway first so no request reaches a stopping service, Redis last so nothing loses its store.
-        parts = ["gateway", *reversed(self.services)]
-        order = ["prometheus", *(i for part in parts for i in self.instances(part)), "redis"]
-        for name in [*order, *self.procs]:  # then anything else started, should there be any
-            if name in self.procs:
-                stop(self.procs.pop(name))
+        groups = [["prometheus"], *(self.instances(p) for p in ["gateway", *reversed(self.services)]), ["redis"]]
+        for group in [*groups, list(self.procs)]:  # then anything else started, should there be any
+            stop(*(self.procs.pop(name) for name in group if name in self.procs))
 
 
 def default_ports() -> dict[str, int]:
