@@ -21,6 +21,7 @@ from gateway.breaker import CircuitBreaker
 from gateway.errors import ApiError
 from gateway.metrics import ClientMetrics
 from gateway.settings import Settings
+from services.runtime.channels import REPLICA_OPTIONS
 
 log = logging.getLogger("faceplane.gateway")
 
@@ -107,11 +108,7 @@ class Services:
         options = [
             ("grpc.service_config", _SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
-            # A URL naming several replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051", or a headless Service's
-            # "dns:///detector:50051") spreads calls over all of them; gRPC's default pins every call to the first.
-            ("grpc.lb_policy_name", "round_robin"),
-            # A replaced pod's new address is looked up within seconds, not gRPC's default 30 s.
-            ("grpc.dns_min_time_between_resolutions_ms", 2000),
+            *REPLICA_OPTIONS,
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
         ]

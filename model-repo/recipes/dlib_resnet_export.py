@@ -254,10 +254,6 @@ def finish(model: onnx.ModelProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def to_fp16_weights(src: Path, dst: Path) -> None:
-    finish(store_weights_fp16(onnx.load(str(src))), dst)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Checks against dlib
 
@@ -350,7 +346,7 @@ def main() -> None:
 
         # fp16 storage is kept only if it stays this close to dlib (it does: see the card).
         fp16 = work / "model_fp16.onnx"
-        to_fp16_weights(path, fp16)
+        finish(store_weights_fp16(onnx.load(str(path))), fp16)
         check_parity(fp16, chips, expected, floor=0.9999)
         for candidate in (path, fp16):
             speed = ", ".join(f"batch {b}: {ms_per_face(candidate, b):.1f} ms/face" for b in (1, 16))

@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from services.runtime.backends.base import BackendError, BackendOptions, InferenceBackend
+from services.runtime.channels import REPLICA_OPTIONS
 
 T = TypeVar("T")
 # Codes worth another try: the server is restarting, overloaded, or a connection broke.
@@ -30,8 +31,7 @@ def channel_to(url: str) -> grpc.Channel:
             options = [
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.lb_policy_name", "round_robin"),  # every server replica the URL names, not just the first
-                ("grpc.dns_min_time_between_resolutions_ms", 2000),  # a replaced pod is found within seconds
+                *REPLICA_OPTIONS,
             ]
             _channels[url] = grpc.insecure_channel(url, options=options)
         return _channels[url]
