@@ -152,8 +152,8 @@ models-rebuild-keras: $(TF_TOOLS)/.keras-sources
 train-attributes: $(STAMP)  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
 	$(PY) model-repo/recipes/train_attributes.py --data $(DATA)
 
-train-emotion: $(STAMP)  ## train the emotion model on FER-2013 in $(DATA) (H100: ~6 min; CPU: WIDTH=32 EPOCHS=15, ~45 min)
-	$(PY) model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS))
+train-emotion: $(STAMP)  ## train the emotion model (three members) on FER-2013 in $(DATA) (H100: ~5 min a member; SEEDS=1234 for one; CPU: WIDTH=32 EPOCHS=15, ~45 min a member)
+	$(PY) model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS))
 
 train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), then fine-tune end to end (CPU ~20 min) → model-repo/agegender_faceplane
 	$(PY) model-repo/recipes/train_agegender.py --data $(DATA)
@@ -161,8 +161,8 @@ train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), 
 train-dcgan: $(STAMP)  ## train the DCGAN face generator on aligned faces in $(DATA) (SETS=celeba,utkface for the mix; MINUTES=…; resumes) → model-repo/dcgan_faces
 	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(SETS),--sets $(SETS)) $(if $(MINUTES),--minutes $(MINUTES))
 
-train-mask: $(STAMP)  ## train the mask model on the mask sets' train split in $(DATA) (CPU ~25 min) → model-repo/mask_faceplane
-	$(PY) model-repo/recipes/train_mask.py --data $(DATA)
+train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 for one) → model-repo/mask_faceplane
+	$(PY) model-repo/recipes/train_mask.py --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS))
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache
