@@ -11,6 +11,7 @@ Runs in the TensorFlow environment (`make tools-tf`), never inside a service.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -257,6 +258,7 @@ OPS: dict[str, Callable[..., Value]] = {
     "Sub": _elementwise(tf.subtract),
     "Mul": _elementwise(tf.multiply),
     "Div": _divide,
+    "Mean": _elementwise(lambda *xs: functools.reduce(tf.add, xs) / len(xs)),  # broadcasts, as ONNX's Mean
     "Relu": _elementwise(tf.nn.relu),
     "Sigmoid": _elementwise(tf.sigmoid),
     "Tanh": _elementwise(tf.tanh),
