@@ -17,9 +17,9 @@ COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
 SERVICE_MODELS = {
     "detector": {"mtcnn"},
     "embedder": {"dlib_resnet"},
-    "emotion": {"emotion_faceplane", "emotion_minixception"},
+    "emotion": {"emotion_faceplane", "emotion_faceplane_single", "emotion_minixception"},
     "agegender": {"agegender_faceplane", "agegender_cydral"},
-    "attributes": {"celeba_attributes", "mask_faceplane", "mask_mobilenetv2"},
+    "attributes": {"celeba_attributes", "mask_faceplane", "mask_faceplane_single", "mask_mobilenetv2"},
     "generator": {"dcgan_faces"},
 }
 MODEL_SERVERS = ["torchserve", "torchserve-cuda", "tfserving", "tfserving-cuda", "triton"]

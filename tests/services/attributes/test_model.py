@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.attributes.model import AttributesModel
 from tests import images
 from tests.services.conftest import model
@@ -10,16 +12,17 @@ ATTRIBUTES = ["smiling", "eyeglasses", "wearing_hat", "bangs", "mustache", "no_b
               "pale_skin", "blurry"]  # fmt: skip
 
 
-def attributes_model() -> AttributesModel:
-    return AttributesModel(model("celeba_attributes"), model("mask_faceplane"))
+def attributes_model(mask_model: str = "mask_faceplane") -> AttributesModel:
+    return AttributesModel(model("celeba_attributes"), model(mask_model))
 
 
-def test_a_drawn_on_mask_is_a_mask(crops_for, detector) -> None:
+@pytest.mark.parametrize("mask_model", ["mask_faceplane", "mask_faceplane_single"])
+def test_a_drawn_on_mask_is_a_mask(crops_for, detector, mask_model: str) -> None:
     face = detector.detect(images.astronaut())[0]
     masked = images.with_drawn_mask(images.astronaut(), face.box, face.landmarks[2])
     loaded = model("celeba_attributes")
-    (plain,) = attributes_model().predict(crops_for(loaded, images.astronaut()))
-    (covered,) = attributes_model().predict(crops_for(loaded, masked))
+    (plain,) = attributes_model(mask_model).predict(crops_for(loaded, images.astronaut()))
+    (covered,) = attributes_model(mask_model).predict(crops_for(loaded, masked))
     assert plain.mask == "no_mask"
     assert covered.mask == "mask"
 

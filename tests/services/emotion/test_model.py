@@ -1,5 +1,5 @@
-"""Both FER-2013 emotion models (ours, the default, and mini-Xception) on real faces, cut as the service path
-cuts them."""
+"""The FER-2013 emotion models (ours: the default ensemble and its first member alone; mini-Xception) on real
+faces, cut as the service path cuts them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from services.emotion.model import FER_LABELS, EmotionModel
 from tests import images
 from tests.services.conftest import model
 
-MODELS = ["emotion_faceplane", "emotion_minixception"]
+MODELS = ["emotion_faceplane", "emotion_faceplane_single", "emotion_minixception"]
 
 
 @pytest.mark.parametrize("name", MODELS)
