@@ -34,6 +34,8 @@ from onnx_ensemble import mean_of
 from onnx_weights import store_weights_fp16
 from small_cnn import TrainingRun, default_device, vgg_features
 
+from services.runtime.backends.onnx import OnnxBackend
+
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 SIZE = 48
@@ -100,6 +102,7 @@ def train(
     x_train, y_train = images[is_train].to(device), labels[is_train].to(device)
     x_val, y_val = images[~is_train].to(device), labels[~is_train].to(device)
     batch = 128
+    torch.manual_seed(seed)  # the weights' initialisation
     run = TrainingRun(EmotionNet(width).to(device), epochs * ((len(x_train) + batch - 1) // batch), seed)
     model, generator = run.model, run.generator
     checkpoint = work / f"checkpoint-w{width}-e{epochs}-s{seed}.pt"
@@ -147,14 +150,11 @@ def export(model: EmotionNet, path: Path) -> Path:
 
 
 def evaluate_graph(path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """Accuracy of the exported graph under ONNX Runtime, as the services run it (`OnnxBackend`)."""
+    backend = OnnxBackend(path)
     x = x.astype(np.float32)[:, None]
-    predictions = np.concatenate(
-        [session.run(None, {"input": x[i : i + 256]})[0].argmax(1) for i in range(0, len(x), 256)]
-    )
-    return float((predictions == y).mean())
+    outputs = [backend.run({"input": x[i : i + 256]})["probabilities"] for i in range(0, len(x), 256)]
+    return float((np.concatenate(outputs).argmax(1) == y).mean())
 
 
 def main() -> None:
@@ -172,13 +172,12 @@ def main() -> None:
     data = load(args.data)
     members, metrics = [], {"width": args.width, "epochs": args.epochs, "seeds": seeds, "members": {}}
     for seed in seeds:
-        torch.manual_seed(seed)
         model, accuracy, done = train(data, args.width, args.epochs, deadline, args.work, seed)
         if done < args.epochs:
             return
         members.append(export(model, args.work / "members" / f"s{seed}.onnx"))
         metrics["members"][seed] = round(accuracy, 4)
-        metrics["params"] = sum(p.numel() for p in model.parameters()) * len(seeds)
+    metrics["params"] = sum(p.numel() for p in model.parameters()) * len(seeds)
     path = mean_of(members, args.out / "model.onnx")
     x_val, y_val = data["images"][data["usage"] != "train"], data["labels"][data["usage"] != "train"]
     metrics |= {"val_accuracy": round(evaluate_graph(path, x_val, y_val), 4),

@@ -308,9 +308,10 @@ def main() -> None:
         variants["flip_averaged"] = [predict(FlipAveraged(m), inputs) for m in members]
         metrics: dict = {}
         for name, member_probs in variants.items():
-            for seed, p in [*zip(seeds, member_probs, strict=True), ("mean", np.mean(member_probs, axis=0))]:
-                if seed == "mean" and len(seeds) == 1:
-                    continue
+            scored = dict(zip(seeds, member_probs, strict=True))
+            if len(seeds) > 1:
+                scored["mean"] = np.mean(member_probs, axis=0)
+            for seed, p in scored.items():
                 probs = np.full((len(data["y"]), 2), np.nan, dtype=np.float32)
                 probs[validation] = p
                 metrics[f"{name}_s{seed}"] = validation_scores(data, validation, probs)
@@ -326,7 +327,6 @@ def main() -> None:
         export_onnx(g, args.input_size, args.work / f"members-{tag}" / f"s{seed}")
         for g, seed in zip(graphs, seeds, strict=True)
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
     path = mean_of(files, args.out / "model.onnx")
     # The exported graph through the service's Classifier on the cached test inputs (already at input size).
     classifier = Classifier(load_model(args.out.parent, args.out.name))
