@@ -49,8 +49,11 @@ _RETRY = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 _WRITES = ["CreateSubject", "AddFaces", "DeleteSubject", "DeleteFace"]
+# healthCheckConfig: each replica's health ("") is watched, and one that says NOT_SERVING (warming up, draining)
+# gets no calls while the others do (round_robin, REPLICA_OPTIONS).
 _SERVICE_CONFIG = json.dumps(
     {
+        "healthCheckConfig": {"serviceName": ""},
         "methodConfig": [
             {"name": [{"service": "faceplane.v1.Embedder", "method": m} for m in _WRITES]},
             {"name": [{}], "retryPolicy": _RETRY},

@@ -123,9 +123,10 @@ class MtcnnDetector:
     def warm_up(self) -> None:
         """Each net once: the P-Net pyramid of a blank 640×480 photo (it proposes nothing), then R- and O-Net on one
         blank window each."""
-        self._stage_proposals(np.zeros((480, 640, 3), np.uint8))
-        self.rnet.run({"input": _normalise(np.zeros((1, 24, 24, 3), np.uint8))})
-        self.onet.run({"input": _normalise(np.zeros((1, 48, 48, 3), np.uint8))})
+        blank, window = np.zeros((480, 640, 3), np.uint8), np.array([[0, 0, 47, 47, 0]], np.float32)
+        self._stage_proposals(blank)
+        self._stage_refine(blank, window)
+        self._stage_output(blank, window)
 
     def detect(self, image: np.ndarray, min_confidence: float | None = None) -> list[Detection]:
         """Faces in an RGB uint8 image (H, W, 3), in that image's pixel coordinates, most confident first."""

@@ -36,7 +36,8 @@ class Registration:
     # published through the standard health service, so callers see a dependency go down by name.
     probes: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
     # One pass of the model logic on a blank input before the service reports SERVING: the first call of a model
-    # pays for lazy set-up (memory arenas; on CUDA the context and kernels, hundreds of ms), not a client's request.
+    # pays for lazy set-up (memory arenas; on CUDA the context and the kernels for that one input shape, hundreds
+    # of ms), not a client's request. Other batch sizes and photo sizes still pay on their first use.
     warm_up: Callable[[], object] | None = None
 
 
@@ -81,15 +82,20 @@ class ServiceServer:
         return self.port
 
     async def _warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
         for r in self.registrations:
             if r.warm_up is None:
                 continue
+            # Its own thread, not an inference worker's: a warm-up past its time limit cannot be stopped, runs on.
+            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up")
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(asyncio.to_thread(r.warm_up), self.settings.warm_up_timeout_s)
+                await asyncio.wait_for(loop.run_in_executor(thread, r.warm_up), self.settings.warm_up_timeout_s)
             except Exception:  # e.g. a model server not up yet, or too slow: serve anyway, as without a warm-up
                 log.warning("warm-up failed", extra={"service": r.service_name}, exc_info=True)
                 continue
+            finally:
+                thread.shutdown(wait=False)
             ms = round((time.perf_counter() - started) * 1000, 1)
             log.info("warmed up", extra={"service": r.service_name, "ms": ms})
 

@@ -11,16 +11,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_pb2_grpc
+from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from deploy.local.stack import available_services, free_port, spawn, wait_grpc_serving
+from gateway.clients import Services
+from gateway.settings import Settings
 from services.generator.model import FaceGenerator
 from services.generator.servicer import GeneratorServicer
 from services.runtime.analysis import model_info
@@ -204,3 +207,62 @@ def test_every_service_warms_up_before_serving(stack, service: str) -> None:
     assert "warm-up failed" not in messages
     assert "warmed up" in messages and "serving" in messages, messages
     assert messages.index("warmed up") < messages.index("serving")
+
+
+async def test_the_gateway_sends_no_calls_to_a_replica_still_warming_up() -> None:
+    """Two generator replicas behind one gateway channel: while the second warms up (NOT_SERVING, port open), every
+    call goes to the first; once it is SERVING it gets its share."""
+    release = threading.Event()
+    calls = {"ready": 0, "warming": 0}
+
+    def counting(server: ServiceServer, key: str) -> None:
+        servicer = server.registrations[0].servicer
+        generate = servicer.Generate
+
+        async def counted(request, context):
+            calls[key] += 1
+            return await generate(request, context)
+
+        servicer.Generate = counted
+
+    ready, warming = generator_server(lambda: None), generator_server(lambda: release.wait(10))
+    counting(ready, "ready")
+    counting(warming, "warming")
+    await ready.start()
+    starting = asyncio.create_task(warming.start())
+    urls = f"ipv4:127.0.0.1:{ready.settings.port},127.0.0.1:{warming.settings.port}"
+    services = Services(Settings(detector_url="", generator_url=urls))
+    stub = services.require("generator").stub
+    try:
+        await asyncio.sleep(0.5)  # both ports open, the second one's warm-up held
+        for _ in range(10):
+            await stub.Generate(generator_pb2.GenerateRequest(count=1, seed=0), timeout=5)
+        assert calls == {"ready": 10, "warming": 0}
+        release.set()
+        await starting
+        for _ in range(20):
+            await stub.Generate(generator_pb2.GenerateRequest(count=1, seed=0), timeout=5)
+            if calls["warming"]:
+                break
+            await asyncio.sleep(0.1)
+        assert calls["warming"] > 0
+    finally:
+        release.set()
+        await starting
+        await services.close()
+        await ready.stop()
+        await warming.stop()
+
+
+async def test_a_warm_up_past_its_limit_does_not_hold_an_inference_worker() -> None:
+    """With one inference worker, a warm-up still sleeping after its time limit must not delay the first call."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+    server = generator_server(lambda: time.sleep(5), warm_up_timeout_s=0.2)
+    try:
+        await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.settings.port}") as channel:
+            stub = generator_pb2_grpc.GeneratorStub(channel)
+            reply = await stub.Generate(generator_pb2.GenerateRequest(count=1, seed=0), timeout=2)
+        assert len(reply.images) == 1
+    finally:
+        await server.stop()
