@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.serving import faces_per_s, latency_summary, timed_posts
+from bench.load import faces_per_s, latency_summary, timed_posts
 from deploy.local.stack import Stack, free_port
 from tests import images
 
@@ -55,7 +55,8 @@ def client_process(urls: list[str], data: bytes, clients: int, first: int, start
             files = {"image": ("photo.jpg", data, "image/jpeg")}
             session = sessions[(first + i) % len(urls)]
             r = await session.post("/v1/analyze", files=files, params={"features": "embedding"})
-            ok = r.status_code == 200 and len(r.json()["faces"]) == 1 and "embedding" in r.json()["faces"][0]
+            faces = r.json()["faces"] if r.status_code == 200 else []
+            ok = len(faces) == 1 and "embedding" in faces[0]
             return 1 if ok else None
 
         latencies, _, errors, wall = await timed_posts(post, clients, seconds, warmups=2, start_at=start_at)

@@ -20,7 +20,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 
 from bench.detect import photo_640x480
+from bench.load import faces_per_s, latency_summary, timed_posts
 from deploy.local.stack import Stack, available_services, free_port
 from services.agegender.model import age_gender_model
 from services.attributes.model import AttributesModel
@@ -59,15 +60,6 @@ def analysis_models() -> Models:
         "attributes": (attributes, AttributesModel(attributes, load_model(MODEL_REPO, "mask_faceplane")).predict),
         "embedder": (embedder, EmbeddingModel(embedder).embed),
     }
-
-
-def faces_per_s(fn: Callable[[np.ndarray], Any], crops: np.ndarray, seconds: float) -> float:
-    fn(crops)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn(crops)
-        done += len(crops)
-    return done / (time.perf_counter() - start)
 
 
 def raw_models(models: Models, pipeline: FacePipeline, photo: np.ndarray, seconds: float) -> list[dict[str, Any]]:
@@ -110,46 +102,6 @@ def pipeline_faces_per_s(models: Models, pipeline: FacePipeline, data: bytes, se
     return done / (time.perf_counter() - start)
 
 
-async def timed_posts(
-    post: Callable[[int], Awaitable[int | None]], clients: int, seconds: float, warmups: int = 1, start_at: float = 0.0
-) -> tuple[list[float], int, int, float]:
-    """`clients` callers (numbered 0…) each awaiting `post(i)` back to back for `seconds`, after `warmups` untimed
-    rounds and, given `start_at` (wall clock), not before it. `post` answers the faces found, None for a failure.
-    Returns the latencies (s), faces, failures and the timed wall time."""
-    for _ in range(warmups):  # connections, first batches
-        await asyncio.gather(*(post(i) for i in range(clients)))
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    latencies: list[float] = []
-    faces, errors = 0, 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(i: int) -> None:
-        nonlocal faces, errors
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            found = await post(i)
-            latencies.append(time.perf_counter() - start)
-            if found is None:
-                errors += 1
-            else:
-                faces += found
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    return latencies, faces, errors, time.perf_counter() - start
-
-
-def latency_summary(latencies_s: list[float], wall: float) -> dict[str, float]:
-    ms = 1000 * np.array(latencies_s)
-    return {
-        "requests": len(ms),
-        "images_per_s": len(ms) / wall,
-        "ms_p50": float(np.percentile(ms, 50)),
-        "ms_p95": float(np.percentile(ms, 95)),
-        "ms_p99": float(np.percentile(ms, 99)),
-    }
-
-
 async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
     """`concurrency` clients posting the photo back to back for `seconds` (after a short warm-up)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -158,7 +110,8 @@ async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[
         async def post(_: int) -> int | None:
             files = {"image": ("photo.jpg", data, "image/jpeg")}
             r = await client.post("/v1/analyze", files=files, params={"features": FEATURES})
-            return len(r.json()["faces"]) if r.status_code == 200 and not r.json().get("errors") else None
+            body = r.json() if r.status_code == 200 else {}
+            return len(body["faces"]) if body and not body.get("errors") else None
 
         latencies, faces, errors, wall = await timed_posts(post, concurrency, seconds)
     summary = latency_summary(latencies, wall)
