@@ -211,23 +211,24 @@ class Stack:
     replicas: dict[str, int] = field(default_factory=dict)
     start_timeout_s: float = 60.0
 
+    def __post_init__(self) -> None:
+        for name in self.replicas:
+            for instance in self.instances(name)[1:]:
+                self.ports.setdefault(instance, free_port())
+                if self.ports.get(f"{name}-metrics"):
+                    self.ports.setdefault(f"{instance}-metrics", free_port())
+
     def instances(self, name: str) -> list[str]:
         """`name`'s processes: `name` itself, then `name-1`, `name-2`… up to its replica count."""
         return [name] + [f"{name}-{i}" for i in range(1, self.replicas.get(name, 1))]
 
-    def port_of(self, instance: str) -> int:
-        """The port of a part or a replica; a replica beyond the first gets a free one on first asking."""
-        if instance not in self.ports:
-            self.ports[instance] = free_port()
-        return self.ports[instance]
-
     def grpc_target(self, service: str) -> str:
         """What the gateway dials: the one replica's address, or every replica's as an `ipv4:` list."""
-        addresses = [f"127.0.0.1:{self.port_of(i)}" for i in self.instances(service)]
+        addresses = [f"127.0.0.1:{self.ports[i]}" for i in self.instances(service)]
         return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
 
     def gateway_urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{self.port_of(i)}" for i in self.instances("gateway")]
+        return [f"http://127.0.0.1:{self.ports[i]}" for i in self.instances("gateway")]
 
     def start_redis(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -239,8 +240,8 @@ class Stack:
     def start_service(self, name: str) -> None:
         prefix = f"FACEPLANE_{name.upper()}_"
         for instance in self.instances(name):
-            metrics = self.port_of(f"{instance}-metrics") if self.ports.get(f"{name}-metrics") else 0
-            env = {f"{prefix}PORT": str(self.port_of(instance)), f"{prefix}METRICS_PORT": str(metrics)}
+            metrics = self.ports.get(f"{instance}-metrics", 0)
+            env = {f"{prefix}PORT": str(self.ports[instance]), f"{prefix}METRICS_PORT": str(metrics)}
             env.update(self.extra_env)
             if "redis" in self.ports:
                 env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
@@ -255,7 +256,7 @@ class Stack:
             env["FACEPLANE_GATEWAY_REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
         env.update(self.extra_env)
         for instance in self.instances("gateway"):
-            env["FACEPLANE_GATEWAY_PORT"] = str(self.port_of(instance))
+            env["FACEPLANE_GATEWAY_PORT"] = str(self.ports[instance])
             self.procs[instance] = spawn([sys.executable, "-m", "gateway"], env, self.log_dir / f"{instance}.log")
 
     def start(self, with_redis: bool = True) -> None:
@@ -336,8 +337,8 @@ def main() -> None:
     parser.add_argument("--replicas", action="append", default=[], type=replica_arg, metavar="PART=N",
                         help="N processes of a service or of the gateway, e.g. detector=2 (repeatable)")  # fmt: skip
     args = parser.parse_args()
-    stack = Stack(ports=default_ports(), log_dir=REPO_ROOT / "var" / "log", data_dir=REPO_ROOT / "var" / "redis")
-    stack.replicas = dict(args.replicas)
+    log_dir, data_dir = REPO_ROOT / "var" / "log", REPO_ROOT / "var" / "redis"
+    stack = Stack(ports=default_ports(), log_dir=log_dir, data_dir=data_dir, replicas=dict(args.replicas))
     stopping = False
 
     def request_stop(*_: object) -> None:

@@ -27,8 +27,8 @@ def two_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     """Two detectors and a gateway, started as `make run REPLICAS=detector=2` starts them."""
     log_dir: Path = tmp_path_factory.mktemp("replicas")
     names = ["gateway", "detector", "detector-metrics"]
-    stack = Stack(ports={n: free_port() for n in names}, log_dir=log_dir, data_dir=log_dir, services=["detector"])
-    stack.replicas = {"detector": 2}
+    ports = {n: free_port() for n in names}
+    stack = Stack(ports=ports, log_dir=log_dir, data_dir=log_dir, services=["detector"], replicas={"detector": 2})
     stack.start(with_redis=False)
     try:
         yield stack.gateway_urls()[0], [stack.ports["detector-metrics"], stack.ports["detector-1-metrics"]]
