@@ -106,6 +106,7 @@ CASES = [
     Case("sub", "Sub", {"x": r(2, 3)}, {}, {"y": r(3)}),
     Case("mul", "Mul", {"x": r(2, 3)}, {}, {"y": r(3)}),
     Case("add", "Add", {"x": r(2, 3)}, {}, {"y": r(3)}),
+    Case("mean, broadcast", "Mean", {"x": r(2, 3), "y": r(2, 3)}, {}, {"z": r(3)}),
     # What the translation must refuse rather than get wrong:
     Case(
         "max pool ceil with pads",

@@ -12,23 +12,21 @@ ATTRIBUTES = ["smiling", "eyeglasses", "wearing_hat", "bangs", "mustache", "no_b
               "pale_skin", "blurry"]  # fmt: skip
 
 
-def attributes_model(mask_model: str = "mask_faceplane") -> AttributesModel:
-    return AttributesModel(model("celeba_attributes"), model(mask_model))
-
-
 @pytest.mark.parametrize("mask_model", ["mask_faceplane", "mask_faceplane_single"])
 def test_a_drawn_on_mask_is_a_mask(crops_for, detector, mask_model: str) -> None:
     face = detector.detect(images.astronaut())[0]
     masked = images.with_drawn_mask(images.astronaut(), face.box, face.landmarks[2])
     loaded = model("celeba_attributes")
-    (plain,) = attributes_model(mask_model).predict(crops_for(loaded, images.astronaut()))
-    (covered,) = attributes_model(mask_model).predict(crops_for(loaded, masked))
+    attributes = AttributesModel(loaded, model(mask_model))
+    (plain,) = attributes.predict(crops_for(loaded, images.astronaut()))
+    (covered,) = attributes.predict(crops_for(loaded, masked))
     assert plain.mask == "no_mask"
     assert covered.mask == "mask"
 
 
 def test_attributes_of_real_faces(crops_for) -> None:
-    results = attributes_model().predict(crops_for(model("celeba_attributes"), images.group_six()))
+    loaded = model("celeba_attributes")
+    results = AttributesModel(loaded, model("mask_faceplane")).predict(crops_for(loaded, images.group_six()))
     assert all(list(r.attributes) == ATTRIBUTES for r in results)
     assert all(r.mask == "no_mask" for r in results)
     # t1.jpg left to right: the third and fourth faces laugh, the last woman is blonde, nobody wears glasses or a hat.
