@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -41,6 +42,7 @@ DEFAULT_PORTS = {
     "generator": 50056,
 }
 METRICS_PORT_BASE = 9100
+ALERTS = REPO_ROOT / "deploy" / "helm" / "faceplane" / "files" / "alerts.yml"
 
 
 _handed_out: set[int] = set()
@@ -294,13 +296,36 @@ class Stack:
             log = (self.log_dir / f"{instance}.log").read_text(errors="replace")[-2000:]
             raise TimeoutError(f"{instance} did not start; last log lines:\n{log}") from None
 
+    def write_prometheus_config(self) -> Path:
+        """`data_dir/prometheus.yml`: every gateway and every replica of every service scraped, the chart's alert
+        rules. Written as JSON, which Prometheus reads as the YAML it also is."""
+        gateways = [f"127.0.0.1:{self.ports[i]}" for i in self.instances("gateway")]
+        metrics = (self.ports.get(f"{i}-metrics") for s in self.services for i in self.instances(s))
+        config = {
+            "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
+            "rule_files": [str(ALERTS)],
+            "scrape_configs": [
+                {"job_name": "faceplane-gateway", "static_configs": [{"targets": gateways}]},
+                {
+                    "job_name": "faceplane-services",
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{p}" for p in metrics if p], "labels": {"tier": "model"}}
+                    ],
+                },
+            ],
+        }
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "prometheus.yml"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        return path
+
     def start_prometheus(self) -> None:
-        """Debian's Prometheus with the repo's config (the default ports above) and alerts, on loopback."""
+        """Debian's Prometheus on loopback, scraping this stack (`write_prometheus_config`) with our alerts."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus)")
         port = self.ports.get("prometheus", 9090)
-        config = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+        config = self.write_prometheus_config()
         args = [binary, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
                 f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
         self.procs["prometheus"] = spawn(args, {}, self.log_dir / "prometheus.log")
@@ -326,8 +351,9 @@ def default_ports() -> dict[str, int]:
 
 def replica_arg(value: str) -> tuple[str, int]:
     part, _, count = value.partition("=")
-    if part not in ["gateway", *SERVICES] or not count.isdigit() or int(count) < 1:
-        raise argparse.ArgumentTypeError(f"expected PART=N with PART one of gateway, {', '.join(SERVICES)}")
+    parts = ["gateway", *available_services()]
+    if part not in parts or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected PART=N, N ≥ 1, with PART one of {', '.join(parts)}")
     return part, int(count)
 
 
@@ -362,7 +388,7 @@ faceplane is running (loopback only):
     for name in (i for s in stack.services for i in stack.instances(s)):
         print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
     if args.prometheus:
-        print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (alerts: deploy/prometheus/alerts.yml)")
+        print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (config: var/redis/prometheus.yml)")
     print("Ctrl-C stops everything.", flush=True)
     try:
         while not stopping:

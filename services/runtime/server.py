@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -82,20 +84,15 @@ class ServiceServer:
         return self.port
 
     async def _warm_up(self) -> None:
-        loop = asyncio.get_running_loop()
         for r in self.registrations:
             if r.warm_up is None:
                 continue
-            # Its own thread, not an inference worker's: a warm-up past its time limit cannot be stopped, runs on.
-            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up")
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(loop.run_in_executor(thread, r.warm_up), self.settings.warm_up_timeout_s)
+                await asyncio.wait_for(_on_thread_of_its_own(r.warm_up), self.settings.warm_up_timeout_s)
             except Exception:  # e.g. a model server not up yet, or too slow: serve anyway, as without a warm-up
                 log.warning("warm-up failed", extra={"service": r.service_name}, exc_info=True)
                 continue
-            finally:
-                thread.shutdown(wait=False)
             ms = round((time.perf_counter() - started) * 1000, 1)
             log.info("warmed up", extra={"service": r.service_name, "ms": ms})
 
@@ -122,6 +119,32 @@ class ServiceServer:
         log.info("stopped")
 
 
+def _on_thread_of_its_own(fn: Callable[[], object]) -> asyncio.Future:
+    """`fn()` on a daemon thread: not an inference worker (a warm-up past its time limit cannot be stopped and
+    runs on), and not one the process must join before it exits (as it would a ThreadPoolExecutor's)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if future.done():  # given up on (time limit, cancelled)
+            return
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as e:  # handed to the awaiting coroutine, as run_in_executor would
+            result, error = None, e
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
+    return future
+
+
 async def serve_until_signalled(settings: ServiceSettings, registrations: Sequence[Registration]) -> None:
     server = ServiceServer(settings, registrations)
     stop = asyncio.Event()
@@ -131,8 +154,15 @@ async def serve_until_signalled(settings: ServiceSettings, registrations: Sequen
     loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    await stop.wait()
+    starting = asyncio.create_task(server.start())
+    await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        starting.result()  # a server that could not start (its port taken) raises here
+        await stop.wait()
+    else:  # signalled while warming up: a pod being replaced need not finish warming first
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
     log.info("shutting down", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop()
 

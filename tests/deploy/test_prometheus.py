@@ -1,4 +1,4 @@
-"""The Prometheus config (deploy/prometheus) and the alerts (the Helm chart's files/alerts.yml) are valid, and the
+"""The Prometheus config `make run` writes and the alerts (the Helm chart's files/alerts.yml) are valid, and the
 alerts fire when they should."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from deploy.local.stack import Stack, default_ports
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
@@ -19,9 +21,14 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=PROMETHEUS)
 
 
-def test_the_config_is_valid() -> None:
-    result = promtool("check", "config", "prometheus.yml")
+def test_the_stacks_config_is_valid(tmp_path: Path) -> None:
+    """What `make run PROMETHEUS=1 REPLICAS=detector=2` hands Prometheus: both detectors are scraped."""
+    stack = Stack(ports=default_ports(), log_dir=tmp_path, data_dir=tmp_path, replicas={"detector": 2})
+    config = stack.write_prometheus_config()
+    result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
+    metrics = [f"127.0.0.1:{stack.ports[name]}" for name in ("detector-metrics", "detector-1-metrics")]
+    assert all(target in config.read_text() for target in metrics)
 
 
 def test_the_alert_rules_are_valid() -> None:

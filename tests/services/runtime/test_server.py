@@ -21,7 +21,7 @@ from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from deploy.local.stack import available_services, free_port, spawn, wait_grpc_serving
+from deploy.local.stack import available_services, free_port, spawn, wait_grpc_serving, wait_tcp
 from gateway.clients import Services
 from gateway.settings import Settings
 from services.generator.model import FaceGenerator
@@ -146,13 +146,39 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path) -> None:
     assert '"msg": "shutting down"' in log and '"msg": "stopped"' in log
 
 
+# A generator process whose warm-up takes two minutes; argv[1] is its port.
+WARMING_FOR_MINUTES = """
+import asyncio, sys, time
+from services.runtime.server import serve_until_signalled
+from tests.services.runtime.test_server import generator_server
+server = generator_server(lambda: time.sleep(120), port=int(sys.argv[1]), warm_up_timeout_s=300)
+asyncio.run(serve_until_signalled(server.settings, server.registrations))
+"""
+
+
+def test_sigterm_during_the_warm_up_stops_at_once(tmp_path) -> None:
+    """A replica replaced while it warms up leaves without finishing the warm-up (it never served anything)."""
+    port = free_port()
+    proc = spawn([sys.executable, "-c", WARMING_FOR_MINUTES, str(port)], {}, tmp_path / "g.log")
+    try:
+        wait_tcp(port, timeout_s=60)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING  # warming up
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "g.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def generator_server(warm_up: Callable[[], object], **settings: Any) -> ServiceServer:
     """An in-process generator service with the given warm-up, on a free port, not started."""
     loaded = load_model(REPO_ROOT / "model-repo", "dcgan_faces")
     servicer = GeneratorServicer(FaceGenerator(loaded), model_info(loaded, "onnx"))
     add = generator_pb2_grpc.add_GeneratorServicer_to_server
     registration = Registration(servicer, add, "faceplane.v1.Generator", warm_up=warm_up)
-    return ServiceServer(ServiceSettings(port=free_port(), **settings), [registration])
+    return ServiceServer(ServiceSettings(**{"port": free_port(), **settings}), [registration])
 
 
 async def health_of(server: ServiceServer) -> list[int]:
