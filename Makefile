@@ -91,6 +91,7 @@ eval: $(STAMP)  ## every model through the service path on $(DATA) → model-rep
 
 eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA), several settings
 	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
+	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --masked
 
 # The conversion environment for `make models-rebuild`: torch + onnx + facenet-pytorch's MTCNN weights + this
 # project. Never needed by tests or CI. The training recipes run in .venv (torch, onnx, onnx2torch come with it).

@@ -6,11 +6,17 @@ per face). Candidates: our MTCNN (ONNX, the service's own code path) and, when `
 frontal-face detector.
 
     python model-repo/recipes/detector_eval.py --data ../shared/datasets [--candidates mtcnn dlib-hog]
+    python model-repo/recipes/detector_eval.py --masked     # masked faces vs false faces (model-repo/mtcnn/card.md)
+
+`--masked` measures MTCNN on the training parts of the mask sets (every second masked photo) and on face-free
+pictures (scikit-image's samples and the WIDER quarters that hold no labelled face), with a second, more lenient
+look where the default finds nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -132,12 +138,83 @@ CANDIDATES: dict[str, Callable[[], Detector]] = {
 }
 
 
+FACE_FREE_SAMPLES = ["coffee", "chelsea", "rocket", "horse", "hubble_deep_field", "moon", "brick", "grass", "gravel",
+                     "text", "page", "coins", "clock", "checkerboard", "colorwheel", "immunohistochemistry", "retina",
+                     "logo", "cell", "binary_blobs"]  # fmt: skip
+# (stage thresholds, confidence) of the second look; None: the detector's own
+SECOND_LOOKS = [(None, 0.7), ((0.5, 0.6, 0.6), 0.7), ((0.4, 0.5, 0.5), 0.7), ((0.4, 0.5, 0.5), 0.5)]
+
+
+def face_free_pictures(samples: list[Sample]) -> list[np.ndarray]:
+    """scikit-image's sample pictures without a face, and each WIDER photo's quarters that hold no labelled face."""
+    import skimage.data
+
+    pictures = []
+    for name in FACE_FREE_SAMPLES:
+        image = np.asarray(getattr(skimage.data, name)())
+        if image.dtype != np.uint8:
+            image = (image.astype(float) / image.max() * 255).astype(np.uint8)
+        pictures.append(np.stack([image] * 3, -1) if image.ndim == 2 else image[..., :3])
+    for image, big, _, other in samples:
+        boxes, (h, w) = np.concatenate([big, other]), image.shape[:2]
+        for y0, y1 in [(0, h // 2), (h // 2, h)]:
+            for x0, x1 in [(0, w // 2), (w // 2, w)]:
+                inside = (np.minimum(boxes[:, 2], x1) > np.maximum(boxes[:, 0], x0)) & (
+                    np.minimum(boxes[:, 3], y1) > np.maximum(boxes[:, 1], y0)
+                )
+                if not inside.any() and min(y1 - y0, x1 - x0) >= 100:
+                    pictures.append(image[y0:y1, x0:x1])
+    return pictures
+
+
+def masked_photos(data_dir: Path, source: str) -> list[np.ndarray]:
+    """Every second masked photo of a mask set's training part (the mask recipe's test split left out)."""
+    from PIL import ImageOps
+    from splits import mask_is_augmented_copy, mask_is_test
+
+    folder = data_dir / "mask" / source / "with_mask"
+    names = sorted(p.name for p in folder.iterdir())
+    kept = [n for n in names if not mask_is_test(source, n) and not mask_is_augmented_copy(n)][::2]
+    return [np.asarray(ImageOps.exif_transpose(Image.open(folder / n)).convert("RGB")) for n in kept]
+
+
+def masked_table(data_dir: Path) -> dict[str, dict[str, float]]:
+    """Share of photos with a face found, per set, by default and with each second look where none was found."""
+    from services.detector.model import MtcnnDetector
+    from services.runtime.modelrepo import load_model
+
+    detector = MtcnnDetector(load_model(Path(__file__).resolve().parents[1], "mtcnn"))
+    default = detector.params
+    sets = {source: masked_photos(data_dir, source) for source in ("chandrikadeb7", "prajnasb")}
+    sets["face-free"] = face_free_pictures(load_wider(data_dir))
+    print(", ".join(f"{name}: {len(images)}" for name, images in sets.items()))
+    found = {name: np.array([bool(detector.detect(image)) for image in images]) for name, images in sets.items()}
+    table = {"default": {name: float(hit.mean()) for name, hit in found.items()}}
+    for thresholds, confidence in SECOND_LOOKS:
+        detector.params = dataclasses.replace(default, thresholds=thresholds or default.thresholds)
+        row = {}
+        for name, images in sets.items():
+            pairs = zip(images, found[name], strict=True)
+            row[name] = float(np.mean([hit or bool(detector.detect(image, confidence)) for image, hit in pairs]))
+        table[f"stages {thresholds or 'default'}, confidence {confidence}"] = row
+        detector.params = default
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--masked", action="store_true", help="masked faces and face-free pictures instead")
     args = parser.parse_args()
+    if args.masked:
+        table = masked_table(args.data)
+        for name, row in table.items():
+            print(f"{name:46} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
+        if args.json:
+            args.json.write_text(json.dumps(table, indent=2))
+        return
     samples = load_wider(args.data)
     results = {}
     print(f"{'candidate':34} {'recall':>7} {'faces':>6} {'clean':>7} {'false+':>7} {'ms/img':>8}")
