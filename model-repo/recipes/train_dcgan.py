@@ -119,10 +119,13 @@ class GanRun:
         self.device = device = args.device
         # What a checkpoint must have been trained with to be resumed (the optimiser's state carries the rates).
         self.config = {k: getattr(args, k) for k in ("sets", "width", "mask_frames", "d_lr", "r1")}
+        self.config["init_from"] = str(args.init_from or "")
         self.g = Generator(args.width).to(device)
         self.d = Discriminator(args.width, 4 if args.mask_frames else 3).to(device)
         self.g.apply(init_weights)
         self.d.apply(init_weights)
+        if args.init_from:
+            load_onnx_generator(self.g, args.init_from)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=args.d_lr, betas=(0.5, 0.999))
         self.generator = torch.Generator().manual_seed(seed)
@@ -133,7 +136,8 @@ class GanRun:
             return 0
         # On the CPU: RNG states must be CPU tensors; load_state_dict moves the weights to the networks' device.
         state = torch.load(checkpoint, weights_only=False, map_location="cpu")
-        if {"r1": 0.0} | state.get("config", self.config) != self.config:  # checkpoints from before --r1 had none
+        # Checkpoints from before --r1 and --init-from lack their keys.
+        if {"r1": 0.0, "init_from": ""} | state.get("config", self.config) != self.config:
             raise SystemExit(f"{checkpoint} was trained with {state['config']}, not {self.config}: another --work")
         for key in ("g", "d", "opt_g", "opt_d"):
             getattr(self, key).load_state_dict(state[key])
@@ -151,6 +155,22 @@ class GanRun:
             state["cuda_rng"] = torch.cuda.get_rng_state()
         torch.save(state, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)
+
+
+def load_onnx_generator(g: Generator, path: Path) -> None:
+    """Start from an exported generator (`export_onnx` keeps the state-dict names under `generator.`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    prefix = "generator."
+    weights = {
+        init.name[len(prefix) :]: torch.from_numpy(numpy_helper.to_array(init).copy())
+        for init in onnx.load(str(path)).graph.initializer
+        if init.name.startswith(prefix)
+    }
+    missing, unexpected = g.load_state_dict(weights, strict=False)
+    if unexpected or any(not key.endswith("num_batches_tracked") for key in missing):
+        raise SystemExit(f"{path} does not hold this generator: missing {missing}, unexpected {unexpected}")
 
 
 def load_faces(data_dir: Path, cache: Path) -> np.ndarray:
@@ -453,6 +473,7 @@ def main() -> None:
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate")
     parser.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight γ on real images (0: none)")
+    parser.add_argument("--init-from", type=Path, help="start the generator from this exported model.onnx")
     parser.add_argument("--mask-frames", action=argparse.BooleanOptionalAction, default=False,
                         help="the discriminator never judges the aligner's black frame (see train)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "dcgan_faces")
