@@ -118,7 +118,7 @@ class GanRun:
         torch.manual_seed(seed)
         self.device = device = args.device
         # What a checkpoint must have been trained with to be resumed (the optimiser's state carries the rates).
-        self.config = {k: getattr(args, k) for k in ("sets", "width", "mask_frames", "d_lr", "r1")}
+        self.config = {k: getattr(args, k) for k in ("sets", "width", "mask_frames", "d_lr", "r1", "d_warmup")}
         self.config["init_from"] = str(args.init_from or "")
         self.g = Generator(args.width).to(device)
         self.d = Discriminator(args.width, 4 if args.mask_frames else 3).to(device)
@@ -136,8 +136,8 @@ class GanRun:
             return 0
         # On the CPU: RNG states must be CPU tensors; load_state_dict moves the weights to the networks' device.
         state = torch.load(checkpoint, weights_only=False, map_location="cpu")
-        # Checkpoints from before --r1 and --init-from lack their keys.
-        if {"r1": 0.0, "init_from": ""} | state.get("config", self.config) != self.config:
+        # Checkpoints from before --r1, --init-from and --d-warmup lack their keys.
+        if {"r1": 0.0, "init_from": "", "d_warmup": 0} | state.get("config", self.config) != self.config:
             raise SystemExit(f"{checkpoint} was trained with {state['config']}, not {self.config}: another --work")
         for key in ("g", "d", "opt_g", "opt_d"):
             getattr(self, key).load_state_dict(state[key])
@@ -325,11 +325,13 @@ def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
             run.opt_d.zero_grad()
             loss_d.backward()
             run.opt_d.step()
-            # Generator: make the discriminator call the fakes real (target 1).
+            # Generator: make the discriminator call the fakes real (target 1). Not during the first --d-warmup
+            # steps: a new discriminator's first judgements would wreck a generator started with --init-from.
             loss_g = loss_fn(run.d(framed), torch.ones(BATCH, device=device))
-            run.opt_g.zero_grad()
-            loss_g.backward()
-            run.opt_g.step()
+            if epoch > 0 or steps >= args.d_warmup:
+                run.opt_g.zero_grad()
+                loss_g.backward()
+                run.opt_g.step()
             sum_d, sum_g, steps = sum_d + loss_d.item(), sum_g + loss_g.item(), steps + 1
             if epoch == start_epoch and steps == 10:
                 print(f"  10 steps in {time.time() - started:.1f}s", flush=True)
@@ -474,6 +476,7 @@ def main() -> None:
     parser.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate")
     parser.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight γ on real images (0: none)")
     parser.add_argument("--init-from", type=Path, help="start the generator from this exported model.onnx")
+    parser.add_argument("--d-warmup", type=int, default=0, help="steps the discriminator trains alone at first")
     parser.add_argument("--mask-frames", action=argparse.BooleanOptionalAction, default=False,
                         help="the discriminator never judges the aligner's black frame (see train)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "dcgan_faces")
