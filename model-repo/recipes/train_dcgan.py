@@ -137,7 +137,7 @@ class GanRun:
         # On the CPU: RNG states must be CPU tensors; load_state_dict moves the weights to the networks' device.
         state = torch.load(checkpoint, weights_only=False, map_location="cpu")
         # Checkpoints from before --r1, --init-from and --d-warmup lack their keys.
-        if {"r1": 0.0, "init_from": "", "d_warmup": 0} | state.get("config", self.config) != self.config:
+        if ({"r1": 0.0, "init_from": "", "d_warmup": 0} | state.get("config", self.config)) != self.config:
             raise SystemExit(f"{checkpoint} was trained with {state['config']}, not {self.config}: another --work")
         for key in ("g", "d", "opt_g", "opt_d"):
             getattr(self, key).load_state_dict(state[key])
@@ -267,7 +267,8 @@ def judged(images: torch.Tensor, seen: torch.Tensor | None) -> torch.Tensor:
 
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Mescheder et al.'s R1: the squared gradient norm of the discriminator's logit at the real images, which
-    keeps it from growing sharp where the data are (the mix's discriminator otherwise wins outright)."""
+    keeps it from growing sharp where the data are (the mix's discriminator otherwise wins outright). Taken over
+    all the discriminator is shown: with --mask-frames the black frame and the frame channel too."""
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     return grad.pow(2).sum(dim=(1, 2, 3)).mean()
 
@@ -299,7 +300,7 @@ def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
         if epoch > start_epoch and time.time() + epoch_seconds > deadline:
             print(f"time budget reached after {epoch} epochs", flush=True)
             return epoch
-        started, sum_d, sum_g, steps = time.time(), 0.0, 0.0, 0
+        started, sum_d, sum_g, sum_r1, steps = time.time(), 0.0, 0.0, 0.0, 0
         if len(sets) == 1:
             order = torch.randperm(len(x), generator=run.generator)
         else:
@@ -320,8 +321,11 @@ def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
             loss_d = loss_fn(on_real, torch.full((BATCH,), REAL_LABEL, device=device)) + loss_fn(
                 run.d(framed.detach()), torch.zeros(BATCH, device=device)
             )
+            sum_d += loss_d.item()  # the classification loss alone, comparable with runs without R1
             if penalise:
-                loss_d = loss_d + R1_EVERY * args.r1 / 2 * r1_penalty(on_real, real)
+                penalty = r1_penalty(on_real, real)
+                sum_r1 += penalty.item()
+                loss_d = loss_d + R1_EVERY * args.r1 / 2 * penalty
             run.opt_d.zero_grad()
             loss_d.backward()
             run.opt_d.step()
@@ -332,14 +336,15 @@ def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
                 run.opt_g.zero_grad()
                 loss_g.backward()
                 run.opt_g.step()
-            sum_d, sum_g, steps = sum_d + loss_d.item(), sum_g + loss_g.item(), steps + 1
+            sum_g, steps = sum_g + loss_g.item(), steps + 1
             if epoch == start_epoch and steps == 10:
                 print(f"  10 steps in {time.time() - started:.1f}s", flush=True)
         epoch_seconds = time.time() - started
         run.save(checkpoint, epoch)
         torch.save({k: v.cpu() for k, v in run.g.state_dict().items()}, work / f"generator_{epoch + 1:03d}.pt")
         Image.fromarray(grid(sample(run.g, fixed))).save(work / f"samples_{epoch + 1:03d}.png")
-        print(f"epoch {epoch + 1}/{epochs} loss D {sum_d / steps:.3f} G {sum_g / steps:.3f} ({epoch_seconds:.0f}s)",
+        r1 = f" R1 {sum_r1 / -(-steps // R1_EVERY):.3f}" if args.r1 > 0 else ""
+        print(f"epoch {epoch + 1}/{epochs} loss D {sum_d / steps:.3f} G {sum_g / steps:.3f}{r1} ({epoch_seconds:.0f}s)",
               flush=True)  # fmt: skip
     return epochs if epochs > start_epoch else start_epoch
 
@@ -476,7 +481,8 @@ def main() -> None:
     parser.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate")
     parser.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight γ on real images (0: none)")
     parser.add_argument("--init-from", type=Path, help="start the generator from this exported model.onnx")
-    parser.add_argument("--d-warmup", type=int, default=0, help="steps the discriminator trains alone at first")
+    parser.add_argument("--d-warmup", type=int, default=0,
+                        help="steps of the first epoch in which the discriminator trains alone")  # fmt: skip
     parser.add_argument("--mask-frames", action=argparse.BooleanOptionalAction, default=False,
                         help="the discriminator never judges the aligner's black frame (see train)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "dcgan_faces")

@@ -73,7 +73,8 @@ class ServiceServer:
             raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
         for name in ["", *names]:  # before the port opens: nobody sees SERVING until the models are warm
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.start()
+        # Shielded: a stop signal may cancel the warm-up below, but never grpc's own start half-way.
+        await asyncio.shield(self.server.start())
         await self._warm_up()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -89,7 +90,8 @@ class ServiceServer:
                 continue
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(_on_thread_of_its_own(r.warm_up), self.settings.warm_up_timeout_s)
+                async with asyncio.timeout(self.settings.warm_up_timeout_s):
+                    await _on_thread_of_its_own(r.warm_up)
             except Exception:  # e.g. a model server not up yet, or too slow: serve anyway, as without a warm-up
                 log.warning("warm-up failed", extra={"service": r.service_name}, exc_info=True)
                 continue
@@ -161,8 +163,7 @@ async def serve_until_signalled(settings: ServiceSettings, registrations: Sequen
         await stop.wait()
     else:  # signalled while warming up: a pod being replaced need not finish warming first
         starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+        await asyncio.wait([starting])  # unlike awaiting it, lets a cancellation of this coroutine through
     log.info("shutting down", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop()
 
