@@ -388,7 +388,8 @@ faceplane is running (loopback only):
     for name in (i for s in stack.services for i in stack.instances(s)):
         print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
     if args.prometheus:
-        print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (config: var/redis/prometheus.yml)")
+        config = (stack.data_dir / "prometheus.yml").relative_to(REPO_ROOT)
+        print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (config: {config})")
     print("Ctrl-C stops everything.", flush=True)
     try:
         while not stopping:

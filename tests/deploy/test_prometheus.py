@@ -3,6 +3,7 @@ alerts fire when they should."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,8 +28,13 @@ def test_the_stacks_config_is_valid(tmp_path: Path) -> None:
     config = stack.write_prometheus_config()
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    metrics = [f"127.0.0.1:{stack.ports[name]}" for name in ("detector-metrics", "detector-1-metrics")]
-    assert all(target in config.read_text() for target in metrics)
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in json.loads(config.read_text())["scrape_configs"]
+    }
+    every_replica = [f"{i}-metrics" for s in stack.services for i in stack.instances(s)]
+    assert "detector-1-metrics" in every_replica
+    assert jobs["faceplane-services"] == [f"127.0.0.1:{stack.ports[name]}" for name in every_replica]
+    assert jobs["faceplane-gateway"] == [f"127.0.0.1:{stack.ports['gateway']}"]
 
 
 def test_the_alert_rules_are_valid() -> None:
