@@ -65,6 +65,12 @@ def load(data_dir: Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in ("images", "labels", "usage")}
 
 
+def part(data: dict[str, np.ndarray], training: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of FER-2013's Training rows, or of the rest: the validation part (PublicTest)."""
+    rows = (data["usage"] == "train") == training
+    return data["images"][rows], data["labels"][rows]
+
+
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Flip, rotate ±10°, zoom 0.9–1.1, shift ±4 px (one affine per face), then erase a random patch of a third."""
     n = x.shape[0]
@@ -96,11 +102,10 @@ def train(
 ) -> tuple[EmotionNet, float, int]:
     """One member: (model, val accuracy, epochs done); stops at `deadline` (time.time()) and resumes later."""
     device = torch.device(default_device())
-    images = torch.from_numpy(data["images"]).float()[:, None]
-    labels = torch.from_numpy(data["labels"]).long()
-    is_train = torch.from_numpy(data["usage"] == "train")
-    x_train, y_train = images[is_train].to(device), labels[is_train].to(device)
-    x_val, y_val = images[~is_train].to(device), labels[~is_train].to(device)
+    (x_train, y_train), (x_val, y_val) = (
+        (torch.from_numpy(x).float()[:, None].to(device), torch.from_numpy(y).long().to(device))
+        for x, y in (part(data, training=True), part(data, training=False))
+    )
     batch = 128
     torch.manual_seed(seed)  # the weights' initialisation
     run = TrainingRun(EmotionNet(width).to(device), epochs * ((len(x_train) + batch - 1) // batch), seed)
@@ -179,8 +184,7 @@ def main() -> None:
         metrics["members"][seed] = round(accuracy, 4)
     metrics["params"] = sum(p.numel() for p in model.parameters()) * len(seeds)
     path = mean_of(members, args.out / "model.onnx")
-    x_val, y_val = data["images"][data["usage"] != "train"], data["labels"][data["usage"] != "train"]
-    metrics |= {"val_accuracy": round(evaluate_graph(path, x_val, y_val), 4),
+    metrics |= {"val_accuracy": round(evaluate_graph(path, *part(data, training=False)), 4),
                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}  # fmt: skip
     (args.work / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))

@@ -2,6 +2,8 @@
 
     python model-repo/recipes/train_mask.py --data ../shared/datasets   # prepare crops, train, evaluate, export
     python model-repo/recipes/train_mask.py --validation [--epochs N …]  # choosing a recipe: train − validation
+    python model-repo/recipes/train_mask.py --seeds 1234 --teacher model-repo/mask_faceplane/model.onnx \
+        --out model-repo/mask_faceplane_single                            # one network distilled from the five
 
 Runs in the project's environment (`make install`: torch, onnx). The crops come from the service path
 itself: the detector service's decoding, MTCNN at its configured confidence (model-repo/mtcnn/config.toml, with
@@ -68,6 +70,9 @@ WHOLE_VIEW_RATE = 0.25  # share of detected training faces shown in the fallback
 BATCH = 64
 # Five members, the mean of their outputs: 1 + 1 validation errors against 2 + 4 for seed 1234 alone (card).
 SEEDS = "1234,1235,1236,1237,1238"
+# With `--teacher` (Hinton et al., "Distilling the knowledge in a neural network"): the share of the loss that is the
+# teacher's softened answer, and the temperature. Common values, not tuned: the validation part is too small to.
+DISTIL_WEIGHT, TEMPERATURE = 0.7, 2.0
 
 
 def to_input(crops224: np.ndarray, size: int) -> np.ndarray:
@@ -169,10 +174,35 @@ def augment(batch: torch.Tensor, generator: torch.Generator, colour_swap: float)
     return (x * gain + bias).clamp(0, 255).permute(0, 2, 3, 1)
 
 
+class Teacher:
+    """An exported classifier of the same input (e.g. the five-member model), asked for its probabilities on the very
+    augmented batch the student sees."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def soft_targets(self, x: torch.Tensor) -> torch.Tensor:
+        """softmax(logits / T) from the teacher's probabilities: p^(1/T), renormalised."""
+        probs = self.session.run(None, {"images": x.detach().cpu().numpy().astype(np.float32)})[0]
+        softened = torch.from_numpy(probs).clamp_min(1e-7).log() / TEMPERATURE
+        return torch.softmax(softened, dim=1).to(x.device)
+
+
+def distillation_loss(logits: torch.Tensor, soft_targets: torch.Tensor) -> torch.Tensor:
+    """T² · KL(teacher_T ‖ student_T): the T² keeps its gradients on the scale of the hard loss's."""
+    student = nn.functional.log_softmax(logits / TEMPERATURE, dim=1)
+    return nn.functional.kl_div(student, soft_targets, reduction="batchmean") * TEMPERATURE**2
+
+
 def train(
     data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespace, checkpoint: Path, seed: int
 ) -> SmallCnn:
     device = args.device
+    teacher = Teacher(args.teacher) if args.teacher else None
     face = torch.from_numpy(data["face"][rows]).float().to(device)
     whole = torch.from_numpy(data["whole"][rows]).float().to(device)
     detected = torch.from_numpy(data["detected"][rows]).to(device)
@@ -192,8 +222,11 @@ def train(
             whole_view = (torch.rand(len(idx), generator=generator) < args.whole_view_rate).to(device)
             use_whole = ~detected[idx] | whole_view
             x = torch.where(use_whole[:, None, None, None], whole[idx], face[idx])
-            logits = model.logits(augment(x, generator, args.colour_swap))
+            x = augment(x, generator, args.colour_swap)
+            logits = model.logits(x)
             loss = loss_fn(logits, y[idx])
+            if teacher:
+                loss = (1 - DISTIL_WEIGHT) * loss + DISTIL_WEIGHT * distillation_loss(logits, teacher.soft_targets(x))
             run.step(loss)
             total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
@@ -282,6 +315,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "mask_faceplane")
     parser.add_argument("--prepare-only", action="store_true", help="cut and cache the crops, then stop")
     parser.add_argument("--device", default=default_device())
+    parser.add_argument("--teacher", type=Path,
+                        help="distil: each member also learns this exported model's answers (model.onnx of the "
+                             "same input; for --validation, one trained with --validation)")  # fmt: skip
     parser.add_argument("--validation", action="store_true",
                         help="choosing a recipe: train without splits.mask_is_validation, report on it (plain and "
                              "flip-averaged); the test split is not read and nothing is exported")  # fmt: skip
@@ -294,6 +330,8 @@ def main() -> None:
         return
     tag = (f"s{args.input_size}-w{'_'.join(map(str, args.widths))}-e{args.epochs}-c{args.colour_swap}"
            f"-v{args.whole_view_rate}")  # fmt: skip
+    if args.teacher:
+        tag += f"-t{hashlib.sha256(args.teacher.read_bytes()).hexdigest()[:8]}"
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.validation:
         validation = np.array([mask_is_validation(*name.split("/")[::2]) for name in data["name"]])
