@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model-repo" / "recipes"))
 
-from onnx_ensemble import mean_of
+from onnx_ensemble import mean_of, member_of
 
 
 def member(path: Path, weights: np.ndarray) -> Path:
@@ -49,3 +50,16 @@ def test_the_ensemble_answers_the_mean_of_its_members(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(ensemble), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
     assert session.get_inputs()[0].shape == ["batch", 3]
+
+
+def test_a_member_taken_out_of_the_ensemble_answers_as_it_did_alone(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    members = [member(tmp_path / f"m{i}.onnx", rng.normal(size=(3, 2)) * 3) for i in range(3)]
+    ensemble = mean_of(members, tmp_path / "ensemble.onnx")
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    for index, original in enumerate(members):
+        alone = member_of(ensemble, index, tmp_path / f"alone{index}.onnx")
+        np.testing.assert_allclose(run(alone, x), run(original, x), atol=1e-6)
+        assert len(onnx.load(str(alone)).graph.node) == 2  # the other members' nodes are gone
+    with pytest.raises(ValueError, match="no member 3"):
+        member_of(ensemble, 3, tmp_path / "none.onnx")

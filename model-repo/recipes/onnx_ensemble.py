@@ -1,8 +1,12 @@
 """Several trained networks as one model file: every member runs on the same input and the graph answers the mean
-of their outputs (probabilities). Members are ONNX files with one input and one output of the same names."""
+of their outputs (probabilities). Members are ONNX files with one input and one output of the same names.
+
+    python model-repo/recipes/onnx_ensemble.py --member 0 ENSEMBLE.onnx OUT.onnx   # one member alone again
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import onnx
@@ -26,3 +30,38 @@ def mean_of(members: list[Path], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def member_of(ensemble: Path, index: int, path: Path) -> Path:
+    """Write member `index` of an ensemble that `mean_of` wrote to `path`, alone, under the ensemble's input and
+    output names: its nodes and weights are the ones prefixed m<index>_ (they keep the prefix)."""
+    model = onnx.load(str(ensemble))
+    prefix, output = f"m{index}_", model.graph.output[0]
+    nodes = [node for node in model.graph.node if all(name.startswith(prefix) for name in node.output)]
+    if not nodes:
+        raise ValueError(f"{ensemble} has no member {index}")
+    for node in nodes:
+        node.output[:] = [output.name if name == prefix + output.name else name for name in node.output]
+    graph = helper.make_graph(
+        nodes, f"member_{index}_of_{model.graph.name}", list(model.graph.input), [output],
+        [init for init in model.graph.initializer if init.name.startswith(prefix)],
+    )  # fmt: skip
+    alone = helper.make_model(graph, opset_imports=list(model.opset_import))
+    alone.ir_version = model.ir_version
+    onnx.checker.check_model(alone)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(alone, str(path))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--member", type=int, required=True, help="which member (0: the first seed)")
+    parser.add_argument("ensemble", type=Path)
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    print(member_of(args.ensemble, args.member, args.out))
+
+
+if __name__ == "__main__":
+    main()
