@@ -301,7 +301,7 @@ TASKS: dict[str, Callable[[ServicePath, Path, int | None], dict[str, Any]]] = {
 
 # The service whose model a task measures (the detector task measures the detector alone).
 TASK_SERVICE = {
-    "emotion": "emotion", "agegender": "agegender", "attributes": "attributes", "mask": "attributes",
+    "emotion": "emotion", "agegender": "agegender", "attributes": "attributes",
     "verification": "embedder", "identification": "embedder",
 }  # fmt: skip
 
