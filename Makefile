@@ -162,8 +162,8 @@ train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), 
 train-dcgan: $(STAMP)  ## train the DCGAN face generator on aligned faces in $(DATA) (SETS=celeba,utkface for the mix; MINUTES=…; resumes) → model-repo/dcgan_faces
 	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(SETS),--sets $(SETS)) $(if $(MINUTES),--minutes $(MINUTES))
 
-train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 for one; TEACHER=model.onnx to distil it) → model-repo/mask_faceplane
-	$(PY) model-repo/recipes/train_mask.py --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(TEACHER),--teacher $(TEACHER))
+train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 for one; TEACHER=model.onnx OUT=model-repo/mask_faceplane_single to distil into another folder) → model-repo/mask_faceplane
+	$(PY) model-repo/recipes/train_mask.py --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT))
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

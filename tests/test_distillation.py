@@ -37,6 +37,8 @@ def test_the_loss_is_zero_at_the_teacher_and_pulls_the_student_towards_it() -> N
     student = torch.zeros(2, 2, requires_grad=True)  # undecided: 0.5 / 0.5
     loss = distillation_loss(student, soft)
     loss.backward()
-    assert loss.item() > 0
+    # T² · KL(teacher_T ‖ student_T), averaged over the batch
+    expected = TEMPERATURE**2 * float((soft * (soft.log() - np.log(0.5))).sum(1).mean())
+    assert abs(loss.item() - expected) < 1e-6
     step = -student.grad  # gradient descent raises the logit the teacher favours
     assert step[0, 0] > step[0, 1] and step[1, 1] > step[1, 0]

@@ -13,6 +13,16 @@ import onnx
 from onnx import compose, helper
 
 
+def save_like(graph: onnx.GraphProto, like: onnx.ModelProto, path: Path) -> Path:
+    """`graph` as a model with the opsets and IR version of `like`, checked, written to `path`."""
+    model = helper.make_model(graph, opset_imports=list(like.opset_import))
+    model.ir_version = like.ir_version
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
 def mean_of(members: list[Path], path: Path) -> Path:
     """Write the ensemble of `members` to `path`: their nodes and weights side by side (prefixed m0_, m1_, …), one
     shared input, and a Mean node producing the members' output name."""
@@ -24,12 +34,7 @@ def mean_of(members: list[Path], path: Path) -> Path:
         [node for g in graphs for node in g.node] + [mean], f"mean_of_{len(members)}", list(graphs[0].input),
         [output], [init for g in graphs for init in g.initializer],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=list(models[0].opset_import))
-    model.ir_version = models[0].ir_version
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return save_like(graph, models[0], path)
 
 
 def member_of(ensemble: Path, index: int, path: Path) -> Path:
@@ -46,12 +51,7 @@ def member_of(ensemble: Path, index: int, path: Path) -> Path:
         nodes, f"member_{index}_of_{model.graph.name}", list(model.graph.input), [output],
         [init for init in model.graph.initializer if init.name.startswith(prefix)],
     )  # fmt: skip
-    alone = helper.make_model(graph, opset_imports=list(model.opset_import))
-    alone.ir_version = model.ir_version
-    onnx.checker.check_model(alone)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(alone, str(path))
-    return path
+    return save_like(graph, model, path)
 
 
 def main() -> None:

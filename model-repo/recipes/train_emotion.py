@@ -102,10 +102,12 @@ def train(
 ) -> tuple[EmotionNet, float, int]:
     """One member: (model, val accuracy, epochs done); stops at `deadline` (time.time()) and resumes later."""
     device = torch.device(default_device())
-    (x_train, y_train), (x_val, y_val) = (
-        (torch.from_numpy(x).float()[:, None].to(device), torch.from_numpy(y).long().to(device))
-        for x, y in (part(data, training=True), part(data, training=False))
-    )
+
+    def on_device(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(images).float()[:, None].to(device), torch.from_numpy(labels).long().to(device)
+
+    x_train, y_train = on_device(*part(data, training=True))
+    x_val, y_val = on_device(*part(data, training=False))
     batch = 128
     torch.manual_seed(seed)  # the weights' initialisation
     run = TrainingRun(EmotionNet(width).to(device), epochs * ((len(x_train) + batch - 1) // batch), seed)

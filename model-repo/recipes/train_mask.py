@@ -202,7 +202,7 @@ def train(
     data: dict[str, np.ndarray], rows: np.ndarray, args: argparse.Namespace, checkpoint: Path, seed: int
 ) -> SmallCnn:
     device = args.device
-    teacher = Teacher(args.teacher) if args.teacher else None
+    teacher = Teacher(args.teacher) if args.teacher is not None else None
     face = torch.from_numpy(data["face"][rows]).float().to(device)
     whole = torch.from_numpy(data["whole"][rows]).float().to(device)
     detected = torch.from_numpy(data["detected"][rows]).to(device)
@@ -225,7 +225,7 @@ def train(
             x = augment(x, generator, args.colour_swap)
             logits = model.logits(x)
             loss = loss_fn(logits, y[idx])
-            if teacher:
+            if teacher is not None:
                 loss = (1 - DISTIL_WEIGHT) * loss + DISTIL_WEIGHT * distillation_loss(logits, teacher.soft_targets(x))
             run.step(loss)
             total += loss.item() * len(idx)
@@ -322,6 +322,8 @@ def main() -> None:
                         help="choosing a recipe: train without splits.mask_is_validation, report on it (plain and "
                              "flip-averaged); the test split is not read and nothing is exported")  # fmt: skip
     args = parser.parse_args()
+    if args.teacher is not None and args.teacher.resolve() == (args.out / "model.onnx").resolve():
+        parser.error(f"--teacher {args.teacher} would be overwritten by the student: give another --out")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     data = prepare(args.data, args.work / f"crops_{args.input_size}.npz", args.input_size)
     print(f"{len(data['y'])} images, {int(data['test'].sum())} test; MTCNN found {int(data['detected'].sum())}",
@@ -330,7 +332,7 @@ def main() -> None:
         return
     tag = (f"s{args.input_size}-w{'_'.join(map(str, args.widths))}-e{args.epochs}-c{args.colour_swap}"
            f"-v{args.whole_view_rate}")  # fmt: skip
-    if args.teacher:
+    if args.teacher is not None:
         tag += f"-t{hashlib.sha256(args.teacher.read_bytes()).hexdigest()[:8]}"
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.validation:
