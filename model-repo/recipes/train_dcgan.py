@@ -118,7 +118,7 @@ class GanRun:
         torch.manual_seed(seed)
         self.device = device = args.device
         # What a checkpoint must have been trained with to be resumed (the optimiser's state carries the rates).
-        self.config = {k: getattr(args, k) for k in ("sets", "width", "mask_frames", "d_lr", "r1", "d_warmup")}
+        self.config = {k: getattr(args, k) for k in ("sets", "width", "mask_frames", "d_lr", "r1", "d_warmup", "mix")}
         self.config["init_from"] = str(args.init_from or "")
         self.g = Generator(args.width).to(device)
         self.d = Discriminator(args.width, 4 if args.mask_frames else 3).to(device)
@@ -137,7 +137,7 @@ class GanRun:
         # On the CPU: RNG states must be CPU tensors; load_state_dict moves the weights to the networks' device.
         state = torch.load(checkpoint, weights_only=False, map_location="cpu")
         # Checkpoints from before --r1, --init-from and --d-warmup lack their keys.
-        if ({"r1": 0.0, "init_from": "", "d_warmup": 0} | state.get("config", self.config)) != self.config:
+        if ({"r1": 0.0, "init_from": "", "d_warmup": 0, "mix": 1.0} | state.get("config", self.config)) != self.config:
             raise SystemExit(f"{checkpoint} was trained with {state['config']}, not {self.config}: another --work")
         for key in ("g", "d", "opt_g", "opt_d"):
             getattr(self, key).load_state_dict(state[key])
@@ -275,7 +275,8 @@ def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
     """Train until `--epochs` or the budget; returns the number of epochs done. Checkpoint: `work/checkpoint.pt`.
-    An epoch is every face of one set; of several, as many faces of each as the smallest has, drawn afresh.
+    An epoch is every face of one set; of several, as many faces of each as the smallest has (times `--mix` for
+    every set after the first), drawn afresh.
 
     With `--mask-frames` the discriminator never judges the aligner's black frame (`frame_mask`): each generated
     face in a batch is framed with the frame of the real face beside it, both frames are filled with black, and
@@ -291,7 +292,8 @@ def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0  # NCHW, -1..1
     seen = torch.from_numpy(~frame_mask(pixels)).float().unsqueeze(1).to(device) if args.mask_frames else None
     offsets = np.cumsum([0, *(len(faces) for faces in sets)])[:-1].tolist()
-    per_epoch = min(len(faces) for faces in sets)
+    smallest = min(len(faces) for faces in sets)
+    per_epoch = [smallest] + [min(len(faces), round(smallest * args.mix)) for faces in sets[1:]]
     loss_fn = nn.BCEWithLogitsLoss()
     fixed = latents(64, 0)
     deadline, epoch_seconds = time.time() + args.minutes * 60, 0.0
@@ -304,8 +306,8 @@ def train(sets: list[np.ndarray], work: Path, args: argparse.Namespace) -> int:
         if len(sets) == 1:
             order = torch.randperm(len(x), generator=run.generator)
         else:
-            chosen = torch.cat([offset + torch.randperm(len(faces), generator=run.generator)[:per_epoch]
-                                for offset, faces in zip(offsets, sets, strict=True)])  # fmt: skip
+            chosen = torch.cat([offset + torch.randperm(len(faces), generator=run.generator)[:count]
+                                for offset, faces, count in zip(offsets, sets, per_epoch, strict=True)])  # fmt: skip
             order = chosen[torch.randperm(len(chosen), generator=run.generator)]
         for i in range(0, len(order) - BATCH + 1, BATCH):  # drop the last partial batch (batch norm)
             batch = order[i : i + BATCH].to(device)
@@ -475,6 +477,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget for training")
     parser.add_argument("--sets", default="celeba", help="celeba, or celeba,utkface for the balanced mix")
     parser.add_argument("--width", type=int, default=WIDTH, help="ngf = ndf")
+    parser.add_argument("--mix", type=float, default=1.0,
+                        help="faces of each further set per epoch, as a share of the first set's")  # fmt: skip
     parser.add_argument("--use-epoch", type=int, default=0, help="export this epoch's generator (0: the last)")
     parser.add_argument("--steps", default="train,export,evaluate")
     parser.add_argument("--device", default=default_device())
