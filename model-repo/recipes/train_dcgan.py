@@ -2,6 +2,7 @@
 
     python model-repo/recipes/train_dcgan.py --minutes 20                          # the shipped model: CelebA
     python model-repo/recipes/train_dcgan.py --sets celeba,utkface --mask-frames --r1 1 --minutes 62   # the mix, tried
+    python model-repo/recipes/train_dcgan.py --sets celeba,utkface --mix 0.5 --mask-frames --r1 1 --minutes 55  # tried
 
 Runs in the project's environment (`make install`: torch, onnx), on CUDA when there is one (`--device`). The faces
 are 64×64 crops cut by `train_attributes.face_crop` (our own MTCNN landmarks → `align_face`, standard template,
