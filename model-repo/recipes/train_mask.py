@@ -47,6 +47,7 @@ from splits import mask_is_augmented_copy, mask_is_test, mask_is_validation
 from services.detector.align import align_face, resize_whole
 from services.detector.decode import decode_image
 from services.detector.model import MtcnnDetector
+from services.runtime.backends.onnx import OnnxBackend
 from services.runtime.classifier import Classifier
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.preprocess import narrow_padding
@@ -179,15 +180,11 @@ class Teacher:
     augmented batch the student sees."""
 
     def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.backend = OnnxBackend(path, intra_op_threads=2)
 
     def soft_targets(self, x: torch.Tensor) -> torch.Tensor:
         """softmax(logits / T) from the teacher's probabilities: p^(1/T), renormalised."""
-        probs = self.session.run(None, {"images": x.detach().cpu().numpy().astype(np.float32)})[0]
+        probs = self.backend.run({"images": x.detach().cpu().numpy().astype(np.float32)})["probabilities"]
         softened = torch.from_numpy(probs).clamp_min(1e-7).log() / TEMPERATURE
         return torch.softmax(softened, dim=1).to(x.device)
 
