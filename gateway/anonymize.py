@@ -87,7 +87,7 @@ async def anonymize(
     services: Services, settings: Settings, data: bytes, header: ImageHeader, method: str, options: DetectOptions
 ) -> Anonymized:
     if method == "generate" and services.get("generator") is None:
-        raise ApiError(503, "generator_not_configured", "the generator service is not deployed; ask for method=blur")
+        raise ApiError("generator_not_configured", "the generator service is not deployed; ask for method=blur")
     detected = await detect(services, settings, data, options, [])
     image = np.array(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
     boxes = [(f.box.x, f.box.y, f.box.width, f.box.height) for f in detected.faces]

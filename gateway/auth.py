@@ -35,35 +35,35 @@ def check_collection(request: Request, collection: str) -> None:
     """403 unless the request's key may touch `collection` (for collections named outside the path)."""
     key: ApiKey = getattr(request.state, "api_key", ANONYMOUS)
     if not key.may_use(collection):
-        raise ApiError(403, "forbidden", f"this API key may not use the collection '{collection}'")
+        raise ApiError("forbidden", f"this API key may not use the collection '{collection}'")
 
 
 async def admit(request: Request | WebSocket, secret: str | None, scope: str, collection: str | None) -> ApiKey:
     """The key for `secret` if it may do `scope` (on `collection`) now; its concurrency slot is taken (give it
     back with `release`). Raises the 401/403/429/503 a client should see."""
     if secret is None:
-        raise ApiError(401, "unauthenticated", "send an API key: 'Authorization: Bearer <key>' or 'X-API-Key'")
+        raise ApiError("unauthenticated", "send an API key: 'Authorization: Bearer <key>' or 'X-API-Key'")
     store = key_store(request)
     try:
         key = await store.lookup(secret)
     except redis.RedisError as exc:
-        raise ApiError(503, "auth_unavailable", f"the key store cannot be reached: {exc}") from exc
+        raise ApiError("auth_unavailable", f"the key store cannot be reached: {exc}") from exc
     if key is None or key.revoked:
-        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+        raise ApiError("invalid_api_key", "the API key is unknown or revoked")
     if not key.may(scope):
-        raise ApiError(403, "forbidden", f"this API key lacks the '{scope}' scope")
+        raise ApiError("forbidden", f"this API key lacks the '{scope}' scope")
     if collection is not None and not key.may_use(collection):
-        raise ApiError(403, "forbidden", f"this API key may not use the collection '{collection}'")
+        raise ApiError("forbidden", f"this API key may not use the collection '{collection}'")
     try:
         wait = await store.take_token(key)
         admitted = wait == 0 and await store.enter(key)
     except redis.RedisError as exc:
-        raise ApiError(503, "auth_unavailable", f"the key store cannot be reached: {exc}") from exc
+        raise ApiError("auth_unavailable", f"the key store cannot be reached: {exc}") from exc
     if wait > 0:
-        raise ApiError(429, "rate_limited", f"rate limit of {key.rate_per_s:g}/s reached; retry in {wait:.1f} s",
+        raise ApiError("rate_limited", f"rate limit of {key.rate_per_s:g}/s reached; retry in {wait:.1f} s",
                        headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
     if not admitted:
-        raise ApiError(429, "too_many_concurrent", f"this API key already has {key.max_concurrent} requests "
+        raise ApiError("too_many_concurrent", f"this API key already has {key.max_concurrent} requests "
                        "running", headers={"Retry-After": "1"})  # fmt: skip
     return key
 

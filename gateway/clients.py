@@ -18,6 +18,7 @@ from faceplane.v1 import (
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.breaker import CircuitBreaker
+from gateway.error_codes import service_code, status_of
 from gateway.errors import ApiError
 from gateway.metrics import ClientMetrics
 from gateway.settings import Settings
@@ -62,15 +63,14 @@ _SERVICE_CONFIG = json.dumps(
 )
 _MAX_MESSAGE = 64 * 1024 * 1024
 
-# Client-facing status of the gRPC codes that mean the client asked for something wrong or absent.
-_STATUS_OF = {
-    grpc.StatusCode.NOT_FOUND: (404, "not_found"),
-    grpc.StatusCode.ALREADY_EXISTS: (409, "already_exists"),
-    grpc.StatusCode.FAILED_PRECONDITION: (409, "failed_precondition"),
-    grpc.StatusCode.UNIMPLEMENTED: (501, "not_implemented"),
+# The client-facing code of the gRPC statuses that mean the client asked for something wrong or absent (a
+# service's own machine code, e.g. model_mismatch, takes its place when it sends one).
+_CODE_OF = {
+    grpc.StatusCode.NOT_FOUND: "not_found",
+    grpc.StatusCode.ALREADY_EXISTS: "already_exists",
+    grpc.StatusCode.FAILED_PRECONDITION: "failed_precondition",
+    grpc.StatusCode.UNIMPLEMENTED: "not_implemented",
 }
-# Client-facing status for the machine codes a service attaches to INVALID_ARGUMENT.
-_INVALID_STATUS = {"empty_image": 400, "unsupported_image": 415, "image_too_large": 413}
 
 
 @dataclass
@@ -129,7 +129,7 @@ class Services:
     def require(self, name: str) -> Service:
         service = self.by_name.get(name)
         if service is None:
-            raise ApiError(503, f"{name}_not_configured", f"the {name} service is not deployed")
+            raise ApiError(service_code(name, "not_configured"), f"the {name} service is not deployed")
         return service
 
     async def close(self) -> None:
@@ -148,14 +148,22 @@ def to_api_error(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
     """What the client sees when a call to `service` failed."""
     code = exc.code()
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        machine = rpc_error_code(exc) or "invalid_argument"
-        return ApiError(_INVALID_STATUS.get(machine, 422), machine, exc.details() or "invalid request")
-    if code in _STATUS_OF:
-        status, default = _STATUS_OF[code]
-        return ApiError(status, rpc_error_code(exc) or default, exc.details() or default)
+        return _passed_on(exc, "invalid_argument", "invalid request")
+    if code in _CODE_OF:
+        return _passed_on(exc, _CODE_OF[code], _CODE_OF[code])
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.warning("service unavailable", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
-        machine = rpc_error_code(exc) or f"{service}_unavailable"  # e.g. the embedder's gallery_unavailable
-        return ApiError(503, machine, f"the {service} service is unavailable ({code.name.lower()}): {exc.details()}")
+        machine = rpc_error_code(exc) or service_code(service, "unavailable")  # e.g. the embedder's gallery_unavailable
+        if status_of(machine, 0) != 503:
+            machine = service_code(service, "unavailable")
+        return ApiError(machine, f"the {service} service is unavailable ({code.name.lower()}): {exc.details()}")
     log.error("service failed", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
-    return ApiError(502, f"{service}_failed", f"the {service} service failed ({code.name.lower()})")
+    return ApiError(service_code(service, "failed"), f"the {service} service failed ({code.name.lower()})")
+
+
+def _passed_on(exc: grpc.aio.AioRpcError, default: str, message: str) -> ApiError:
+    """The service's own machine code where the registry knows it, else the gRPC status's default code."""
+    machine = rpc_error_code(exc)
+    if machine is None or status_of(machine, 0) == 0:
+        machine = default
+    return ApiError(machine, exc.details() or message)

@@ -9,13 +9,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.error_codes import status_of
+
 log = logging.getLogger("faceplane.gateway")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    """A failure the client sees; its HTTP status comes from the code's entry in gateway/error_codes.py."""
+
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = status_of(code)
         self.code = code
         self.message = message
         self.headers = headers or {}
@@ -30,6 +34,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+assert all(status_of(code) == status for status, code in _HTTP_CODES.items())
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -43,7 +43,7 @@ async def _form(request: Request) -> FormData:
     except BodyTooLarge:
         raise
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
-        raise ApiError(400, "invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
+        raise ApiError("invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -54,7 +54,7 @@ async def _json(request: Request) -> dict[str, Any]:
     try:
         payload = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+        raise ApiError("invalid_json", f"the body is not valid JSON: {exc}") from exc
     request.state.json_object = payload if isinstance(payload, dict) else {}
     return request.state.json_object
 
@@ -75,16 +75,15 @@ async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int)
         names = " and ".join(f'"{f}"' for f in fields)
         raw = ", or as a raw image/* body" if len(fields) == 1 else ""
         raise ApiError(
-            415,
             "unsupported_media_type",
             f"send {names} as multipart/form-data file fields or as base64 strings in a JSON object{raw}",
         )
     for field, data in zip(fields, images, strict=True):
         where = "the image" if len(fields) == 1 else f"'{field}'"
         if not data:
-            raise ApiError(400, "empty_image", f"{where} is empty")
+            raise ApiError("empty_image", f"{where} is empty")
         if len(data) > max_bytes:
-            raise ApiError(413, "image_too_large", f"{where} is {len(data)} bytes, more than the limit of {max_bytes}")
+            raise ApiError("image_too_large", f"{where} is {len(data)} bytes, more than the limit of {max_bytes}")
     return images
 
 
@@ -102,7 +101,7 @@ async def read_text_fields(request: Request, names: tuple[str, ...], max_length:
     out = {name: value for name, value in values.items() if isinstance(value, str) and value}
     for name, value in out.items():
         if len(value) > max_length:
-            raise ApiError(422, "invalid_request", f"the field '{name}' is longer than {max_length} characters")
+            raise ApiError("invalid_request", f"the field '{name}' is longer than {max_length} characters")
     return out
 
 
@@ -114,22 +113,22 @@ async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
 async def _file(form: FormData, name: str) -> bytes:
     field = form.get(name)
     if field is None:
-        raise ApiError(422, "missing_image", f"the multipart body has no field named '{name}'")
+        raise ApiError("missing_image", f"the multipart body has no field named '{name}'")
     if not isinstance(field, UploadFile):
-        raise ApiError(422, "missing_image", f"the field '{name}' must be a file upload")
+        raise ApiError("missing_image", f"the field '{name}' must be a file upload")
     return await field.read()
 
 
 def _base64(payload: dict[str, Any], name: str) -> bytes:
     value = payload.get(name)
     if not isinstance(value, str):
-        raise ApiError(422, "missing_image", f"the JSON body needs a string field '{name}' holding base64 image data")
+        raise ApiError("missing_image", f"the JSON body needs a string field '{name}' holding base64 image data")
     if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
         value = value.split(",", 1)[1]
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(422, "invalid_base64", f"the field '{name}' is not valid base64") from exc
+        raise ApiError("invalid_base64", f"the field '{name}' is not valid base64") from exc
 
 
 def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
@@ -141,12 +140,11 @@ def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
             fmt = img.format or ""
             width, height = img.size
             if fmt not in SUPPORTED_FORMATS:
-                raise ApiError(415, "unsupported_image", f"{fmt or 'this'} images are not supported")
+                raise ApiError("unsupported_image", f"{fmt or 'this'} images are not supported")
             if width < 1 or height < 1:
-                raise ApiError(422, "invalid_image", f"the image has no pixels ({width}×{height})")
+                raise ApiError("invalid_image", f"the image has no pixels ({width}×{height})")
             if width * height > max_pixels:
                 raise ApiError(
-                    413,
                     "image_too_large",
                     f"the image has {width * height} pixels, more than the limit of {max_pixels}",
                 )
@@ -155,9 +153,9 @@ def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
     except ApiError:
         raise
     except UnidentifiedImageError as exc:
-        raise ApiError(415, "unsupported_image", "the data is not an image in a supported format") from exc
+        raise ApiError("unsupported_image", "the data is not an image in a supported format") from exc
     except Exception as exc:  # a corrupt header can raise from deep inside PIL's plugins
-        raise ApiError(422, "corrupt_image", f"the image header could not be read: {exc}") from exc
+        raise ApiError("corrupt_image", f"the image header could not be read: {exc}") from exc
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return ImageHeader(fmt, width, height)

@@ -1,4 +1,7 @@
-"""Gateway configuration: one Settings object per process, from FACEPLANE_GATEWAY_* environment variables."""
+"""Gateway configuration: one Settings object per process, from FACEPLANE_GATEWAY_* environment variables.
+
+Each field's description is its documentation: docs/configuration.md is written from it (`make docs`).
+"""
 
 from __future__ import annotations
 
@@ -9,36 +12,54 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACEPLANE_GATEWAY_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    # host:port of each service; an empty value means the service is not deployed and its features report so.
-    detector_url: str = "127.0.0.1:50051"
-    embedder_url: str = ""
-    emotion_url: str = ""
-    agegender_url: str = ""
-    attributes_url: str = ""
-    generator_url: str = ""
-    # Services that must be SERVING for /readyz to answer 200; the others only degrade it.
-    required_services: list[str] = ["detector"]
-
-    max_upload_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
-    max_pixels: int = Field(default=40_000_000, gt=0)
-    # At most 256: an analysis service takes at most 256 crops per call (services/runtime/crops.py).
-    max_faces: int = Field(default=100, gt=0, le=256)
-    # Deadline of each downstream call, seconds.
-    detect_deadline_s: float = 10.0
-    analysis_deadline_s: float = 10.0
-    health_deadline_s: float = 1.0
-    # Circuit breaker per service: open after this many calls in a row fail UNAVAILABLE/DEADLINE_EXCEEDED, for
-    # this long; then one trial call.
-    breaker_failures: int = Field(default=5, ge=1)
-    breaker_cooldown_s: float = Field(default=5.0, gt=0)
-    # API keys (gateway/keys.py): on unless told otherwise; `make run` and the tests' stacks turn it off.
-    auth: bool = True
-    # Redis for the API keys, rate limits and the audit log (the galleries' Redis will do).
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    log_level: str = "INFO"
-    log_json: bool = True
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8080, description="HTTP port.")
+    detector_url: str = Field(
+        "127.0.0.1:50051", description="host:port of the detector service (every image route needs it)."
+    )
+    embedder_url: str = Field(
+        "", description="host:port of the embedder (embeddings, verify, galleries); empty: not deployed."
+    )
+    emotion_url: str = Field("", description="host:port of the emotion service; empty: not deployed.")
+    agegender_url: str = Field("", description="host:port of the age/gender service; empty: not deployed.")
+    attributes_url: str = Field("", description="host:port of the attributes + mask service; empty: not deployed.")
+    generator_url: str = Field(
+        "", description="host:port of the generator (generate, anonymize `method=generate`); empty: not deployed."
+    )
+    required_services: list[str] = Field(
+        ["detector"],
+        description="JSON list of services that must be SERVING for `/readyz` to answer 200; others only degrade it.",
+    )
+    max_upload_bytes: int = Field(
+        15 * 1024 * 1024, gt=0, description="Bytes per uploaded image (a body may hold two, for verify); 413 above."
+    )
+    max_pixels: int = Field(40_000_000, gt=0, description="Pixels per image, read from its header; 413 above.")
+    max_faces: int = Field(
+        100,
+        gt=0,
+        le=256,  # an analysis service takes at most 256 crops per call (services/runtime/crops.py)
+        description="Most faces analysed per image (the largest first); a request's `max_faces` may only lower it.",
+    )
+    detect_deadline_s: float = Field(10.0, description="Deadline of each detector call, seconds.")
+    analysis_deadline_s: float = Field(
+        10.0, description="Deadline of each call to an analysis service or the embedder, seconds."
+    )
+    health_deadline_s: float = Field(1.0, description="Deadline of each health check behind `/readyz`, seconds.")
+    breaker_failures: int = Field(
+        5,
+        ge=1,
+        description="Calls to one service failing UNAVAILABLE or DEADLINE_EXCEEDED in a row that open its breaker.",
+    )
+    breaker_cooldown_s: float = Field(
+        5.0, gt=0, description="Seconds an open breaker fails calls at once, before one trial call."
+    )
+    auth: bool = Field(True, description="Require an API key on every `/v1/…` route (`make run` sets false).")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis holding the API keys, rate limits and the audit log (the galleries' Redis will do).",
+    )
+    log_level: str = Field("INFO", description="Python log level.")
+    log_json: bool = Field(True, description="Log JSON lines (false: plain text).")
 
     def service_urls(self) -> dict[str, str]:
         urls = {

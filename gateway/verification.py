@@ -27,12 +27,12 @@ async def verify(
     try:
         spec = await crop_spec_of(services, settings, "embedder")
     except LookupError as exc:
-        raise ApiError(503, "embedder_unavailable", str(exc)) from exc
+        raise ApiError("embedder_unavailable", str(exc)) from exc
     options = DetectOptions(max_faces=1, skip_detection=skip_detection)
     detected = await asyncio.gather(*(detect(services, settings, data, options, [spec]) for data in images.values()))
     for name, result in zip(images, detected, strict=True):
         if not result.faces:
-            raise ApiError(422, "no_face", f"no face was found in '{name}'")
+            raise ApiError("no_face", f"no face was found in '{name}'")
     faces = [result.faces[0] for result in detected]
     request = embedder_pb2.VerifyRequest(face=faces[0].crops[0])
     if subject is None:

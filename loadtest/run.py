@@ -1,6 +1,6 @@
 """`make loadtest`: the whole stack on loopback, Locust headless against it for a bounded time, CSV stats.
 
-    python -m loadtest.run [--users 16] [--seconds 60]   # writes loadtest/results/faceplane_{stats,failures,…}.csv
+    python -m loadtest.run [--users 16] [--seconds 60]   # var/loadtest/faceplane_{stats,failures,…}.csv (git-ignored)
 
 Exits non-zero when any request failed.
 """
@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--out", type=Path, default=REPO / "loadtest" / "results")
+    parser.add_argument("--out", type=Path, default=REPO / "var" / "loadtest")
     args = parser.parse_args()
     services = available_services()
     args.out.mkdir(parents=True, exist_ok=True)

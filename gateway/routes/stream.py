@@ -93,7 +93,7 @@ async def answer(
 ) -> dict[str, Any]:  # fmt: skip
     try:
         if len(data) > MAX_FRAME_BYTES:
-            raise ApiError(413, "image_too_large", f"a frame is at most {MAX_FRAME_BYTES} bytes")
+            raise ApiError("image_too_large", f"a frame is at most {MAX_FRAME_BYTES} bytes")
         inspect_header(data, settings.max_pixels)
         body = await analyze(services, settings, data, options, features)
     except ApiError as exc:  # one bad frame is answered, the stream goes on

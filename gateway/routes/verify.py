@@ -36,7 +36,7 @@ async def verify_route(
     collection = collection or fields.get("collection")
     subject_id = subject_id or fields.get("subject_id")
     if (collection is None) != (subject_id is None):
-        raise ApiError(422, "invalid_request", "give both collection and subject_id, or neither (and image2)")
+        raise ApiError("invalid_request", "give both collection and subject_id, or neither (and image2)")
     subject = (collection, subject_id) if collection is not None and subject_id is not None else None
     if subject:
         check_collection(request, subject[0])

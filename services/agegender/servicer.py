@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
+from pydantic import Field
 
 from services.agegender.model import age_gender_model
 from services.runtime.analysis import CropServicer, crop_service
@@ -13,8 +14,8 @@ from services.runtime.settings import ServiceSettings
 
 
 class AgeGenderSettings(ServiceSettings):
-    port: int = 50054
-    model: str = "agegender_faceplane"
+    port: int = Field(50054, description="gRPC port.")
+    model: str = Field("agegender_faceplane", description="The age/gender model (a folder of model-repo/).")
 
 
 class AgeGenderServicer(CropServicer, analysis_pb2_grpc.AgeGenderServicer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
+from pydantic import Field
 
 from services.attributes.model import AttributesModel
 from services.runtime.analysis import CropServicer, crop_service
@@ -13,9 +14,9 @@ from services.runtime.settings import ServiceSettings
 
 
 class AttributesSettings(ServiceSettings):
-    port: int = 50055
-    model: str = "celeba_attributes"
-    mask_model: str = "mask_faceplane"
+    port: int = Field(50055, description="gRPC port.")
+    model: str = Field("celeba_attributes", description="The appearance-attributes model (a folder of model-repo/).")
+    mask_model: str = Field("mask_faceplane", description="The mask model (a folder of model-repo/).")
 
 
 class AttributesServicer(CropServicer, analysis_pb2_grpc.AttributesServicer):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import grpc
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+from pydantic import Field
 
 from services.detector.decode import ImageDecodeError
 from services.detector.model import MtcnnDetector
@@ -23,10 +24,10 @@ MAX_CROP_SPECS = 8
 
 
 class DetectorSettings(ServiceSettings):
-    port: int = 50051
-    model: str = "mtcnn"
-    max_pixels: int = 40_000_000
-    max_faces: int = 100
+    port: int = Field(50051, description="gRPC port.")
+    model: str = Field("mtcnn", description="The face detector (a folder of model-repo/).")
+    max_pixels: int = Field(40_000_000, description="Pixels per image the detector decodes; larger is refused.")
+    max_faces: int = Field(100, description="Most faces returned per image (the largest first).")
 
 
 def _landmarks(points: Sequence[Sequence[float]]) -> common_pb2.Landmarks:

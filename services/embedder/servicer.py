@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import redis
 from faceplane.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from pydantic import Field
 
 from services.embedder.gallery import AlreadyExists, Gallery, InvalidArgument, Match, ModelMismatch, NotFound, Subject
 from services.embedder.model import EmbeddingModel, cosine
@@ -42,12 +43,15 @@ _GALLERY_ERRORS: list[tuple[type[Exception], grpc.StatusCode, str]] = [
 
 
 class EmbedderSettings(ServiceSettings):
-    port: int = 50052
-    model: str = "dlib_resnet"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_timeout_s: float = 5.0
-    # HNSW search breadth: Redis's default (10) loses recall as galleries grow (bench/results/gallery.json).
-    gallery_ef_runtime: int = 100
+    port: int = Field(50052, description="gRPC port.")
+    model: str = Field("dlib_resnet", description="The embedding model (a folder of model-repo/).")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 8 with RediSearch, holding the galleries.")
+    redis_timeout_s: float = Field(5.0, description="Deadline of each Redis command, seconds.")
+    gallery_ef_runtime: int = Field(
+        100,
+        description="HNSW search breadth of identify; Redis's default (10) loses recall as galleries grow "
+        "(bench/results/gallery.json).",
+    )
 
 
 def _subject(s: Subject) -> embedder_pb2.Subject:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
+from pydantic import Field
 
 from services.emotion.model import EmotionModel
 from services.runtime.analysis import CropServicer, crop_service
@@ -13,8 +14,8 @@ from services.runtime.settings import ServiceSettings
 
 
 class EmotionSettings(ServiceSettings):
-    port: int = 50053
-    model: str = "emotion_faceplane"
+    port: int = Field(50053, description="gRPC port.")
+    model: str = Field("emotion_faceplane", description="The emotion model (a folder of model-repo/).")
 
 
 class EmotionServicer(CropServicer, analysis_pb2_grpc.EmotionServicer):

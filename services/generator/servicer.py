@@ -7,6 +7,7 @@ import secrets
 
 import grpc
 from faceplane.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from pydantic import Field
 
 from services.generator.model import MAX_COUNT, FaceGenerator
 from services.runtime.analysis import model_info
@@ -19,8 +20,8 @@ from services.runtime.settings import ServiceSettings
 
 
 class GeneratorSettings(ServiceSettings):
-    port: int = 50056
-    model: str = "dcgan_faces"
+    port: int = Field(50056, description="gRPC port.")
+    model: str = Field("dcgan_faces", description="The face generator model (a folder of model-repo/).")
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):

@@ -14,41 +14,58 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServiceSettings(BaseSettings):
+    """What every service shares; each service's class adds its own fields. A field's description is its
+    documentation: docs/configuration.md is written from it (`make docs`)."""
+
     model_config = SettingsConfigDict(extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 50051
-    metrics_host: str = "127.0.0.1"
-    # 0 disables the metrics endpoint.
-    metrics_port: int = 0
-    model_repo: Path = REPO_ROOT / "model-repo"
-    # Where inference runs: onnx (in-process, the default), torch (in-process, CUDA when present), torchserve
-    # (TorchServe's gRPC inference API at backend_url), tfserving (TF Serving's gRPC Predict API) or kserve_v2 (the
-    # Open Inference Protocol's gRPC API: Triton, KServe, MLServer).
-    backend: BackendKind = "onnx"
-    backend_url: str = ""
-    backend_device: str = "auto"
-    backend_fp16: bool = True
-    backend_timeout_s: float = 10.0
-    backend_retries: int = 2
-    # Threads ONNX Runtime may use per model call. One is fastest for our small models (measured in
-    # model-repo/mtcnn/card.md): cores are better spent on concurrent requests, see inference_workers.
-    intra_op_threads: int = 1
-    # Dynamic batching across concurrent requests, sized per model by [batching] in its config.toml.
-    batching: bool = True
-    # Model calls running at once (worker threads); 0 means one per CPU core.
-    inference_workers: int = 0
-    log_level: str = "INFO"
-    log_json: bool = True
-    # Seconds in-flight RPCs get to finish after SIGTERM.
-    shutdown_grace_s: float = 5.0
-    max_message_bytes: int = 64 * 1024 * 1024
-    # Seconds a client connection may live; after it the client reconnects (and re-resolves the service's name).
-    max_connection_age_s: float = Field(default=300.0, gt=0)
-    # Seconds between checks of what the service depends on (health names of its probes).
-    probe_interval_s: float = 2.0
-    # Seconds the model warm-up may take before the service reports SERVING anyway (a slow or absent model server).
-    warm_up_timeout_s: float = Field(default=30.0, gt=0)
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    port: int = Field(50051, description="gRPC port.")
+    metrics_host: str = Field("127.0.0.1", description="Address of the Prometheus metrics endpoint.")
+    metrics_port: int = Field(0, description="Port of the Prometheus metrics endpoint; 0 turns it off.")
+    model_repo: Path = Field(REPO_ROOT / "model-repo", description="The model repository (`model-repo/`).")
+    backend: BackendKind = Field(
+        "onnx",
+        description="Where inference runs: `onnx` (in-process), `torch` (in-process, CUDA when present), "
+        "`torchserve`, `tfserving` or `kserve_v2` (a model server at `BACKEND_URL`); see backends.md.",
+    )
+    backend_url: str = Field("", description="host:port of the model server, for the model-server backends.")
+    backend_device: str = Field(
+        "auto", description="The torch backend's device: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`."
+    )
+    backend_fp16: bool = Field(True, description="The torch backend runs fp16 autocast on CUDA.")
+    backend_timeout_s: float = Field(10.0, description="Deadline of each model-server call, seconds.")
+    backend_retries: int = Field(2, description="Retries of a model-server call answered UNAVAILABLE, with backoff.")
+    intra_op_threads: int = Field(
+        1,
+        description="Threads ONNX Runtime may use per model call; one is fastest for our small models "
+        "(cores are better spent on concurrent calls: `INFERENCE_WORKERS`).",
+    )
+    batching: bool = Field(
+        True,
+        description="Dynamic batching: crops of concurrent requests share model calls, sized per model by "
+        "`[batching]` in its config.toml.",
+    )
+    inference_workers: int = Field(0, description="Model calls running at once (threads); 0: one per CPU core.")
+    log_level: str = Field("INFO", description="Python log level.")
+    log_json: bool = Field(True, description="Log JSON lines (false: plain text).")
+    shutdown_grace_s: float = Field(5.0, description="Seconds in-flight calls get to finish after SIGTERM.")
+    max_message_bytes: int = Field(64 * 1024 * 1024, description="Largest gRPC message received or sent.")
+    max_connection_age_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a client connection may live; then the client reconnects and re-resolves the "
+        "service's name (finds new replicas). Calls in flight finish.",
+    )
+    probe_interval_s: float = Field(
+        2.0, description="Seconds between checks of what the service depends on (e.g. the embedder's Redis)."
+    )
+    warm_up_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds the models' warm-up may take before the service reports SERVING anyway "
+        "(a slow or absent model server).",
+    )
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(
