@@ -20,8 +20,10 @@ CHART = REPO / "deploy" / "helm" / "faceplane"
 GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
 TFSERVING_VALUES = CHART / "ci" / "gpu-tfserving-values.yaml"
 TRITON_VALUES = CHART / "ci" / "gpu-triton-values.yaml"
-# The model services reach the model server through its headless Service, every pod resolved by gRPC.
-MODEL_SERVER_URL = "dns:///rel-faceplane-modelserver-headless:7070"
+# The model services reach the model server through its headless Service, every pod resolved by gRPC, on the
+# container's own gRPC port (a headless Service translates no ports): TorchServe 7070, TF Serving 8500, Triton 8001.
+MODEL_SERVER = "dns:///rel-faceplane-modelserver-headless"
+MODEL_SERVER_URL = f"{MODEL_SERVER}:7070"
 KUBERNETES = "1.33.0"
 CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -200,7 +202,9 @@ def test_tfserving_values_run_tf_serving_and_send_the_analysis_services_there() 
     for name in ("emotion", "agegender", "attributes", "generator"):
         env = deployments[name]["containers"][0]["env"]
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "tfserving"} in env
-        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": MODEL_SERVER_URL} in env
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": f"{MODEL_SERVER}:8500"} in env
+    headless = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("modelserver-headless"))
+    assert headless["spec"]["ports"][0]["port"] == 8500
     assert {"name": "FACEPLANE_DETECTOR_BACKEND", "value": "onnx"} in deployments["detector"]["containers"][0]["env"]
 
 
@@ -214,7 +218,9 @@ def test_triton_values_run_triton_and_send_the_kserve_v2_services_there() -> Non
     for name in ("embedder", "emotion", "agegender", "attributes", "generator"):
         env = deployments[name]["containers"][0]["env"]
         assert {"name": f"FACEPLANE_{name.upper()}_BACKEND", "value": "kserve_v2"} in env
-        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": MODEL_SERVER_URL} in env
+        assert {"name": f"FACEPLANE_{name.upper()}_BACKEND_URL", "value": f"{MODEL_SERVER}:8001"} in env
+    headless = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("modelserver-headless"))
+    assert headless["spec"]["ports"][0]["port"] == 8001
 
 
 def test_a_backend_that_is_not_the_model_servers_kind_is_refused() -> None:
@@ -271,11 +277,15 @@ def test_alerts_and_dashboard_ship_as_the_operator_and_grafana_want(tmp_path: Pa
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (CI installs it in .ci/run)")
+        pytest.fail("promtool is missing: apt-get install prometheus (make test installs it: deploy/local/debian-packages.sh)")
     check = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     monitors = by_kind(docs, "ServiceMonitor")
     assert {m["spec"]["endpoints"][0]["port"] for m in monitors} == {"http", "metrics"}
+    # The job names the alerts match (FaceplaneTargetDown: job=~"faceplane.*"), whatever the release is called.
+    jobs = {e["relabelings"][0]["replacement"] for m in monitors for e in m["spec"]["endpoints"]}
+    assert jobs == {"faceplane-gateway", "faceplane-services"}
+    assert all(e["relabelings"][0]["targetLabel"] == "job" for m in monitors for e in m["spec"]["endpoints"])
     (dashboard,) = by_kind(docs, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     panels = json.loads(dashboard["data"]["faceplane.json"])["panels"]

@@ -25,7 +25,7 @@ def chromium_path() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("no Chromium: apt-get install chromium (CI installs it in .ci/run)")
+    pytest.fail("no Chromium: apt-get install chromium (make test installs it: deploy/local/debian-packages.sh)")
 
 
 @pytest.fixture(scope="module")
