@@ -23,9 +23,9 @@ from faceplane.v1 import embedder_pb2, embedder_pb2_grpc
 
 from deploy.local.stack import Stack, free_port
 from services.detector.align import align_face
-from services.detector.model import MtcnnDetector
+from services.detector.detectors import configured_detector
 from services.runtime.crops import crop_to_proto
-from services.runtime.modelrepo import load_model, read_config
+from services.runtime.modelrepo import read_config
 from tests import images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ RUNS = ((1, 1_000), (32, 10_000))  # (faces per AddFaces call, faces enrolled)
 def face_crops() -> list[np.ndarray]:
     crop = read_config(REPO / "model-repo" / "dlib_resnet").crop
     assert crop is not None
-    detector = MtcnnDetector(load_model(REPO / "model-repo", "mtcnn"))
+    detector = configured_detector(REPO / "model-repo")
     out = []
     for image in (images.astronaut(), images.group_six()):
         for face in detector.detect(image):

@@ -131,7 +131,7 @@ def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
     import cv2
 
     from services.detector.decode import decode_image
-    from services.detector.model import MtcnnDetector
+    from services.detector.detectors import configured_detector
     from services.detector.pipeline import FacePipeline
     from services.embedder.model import EmbeddingModel
     from services.runtime.backends import BackendOptions
@@ -141,7 +141,7 @@ def components(backend: str, data: bytes, seconds: float) -> dict[str, float]:
     options = BackendOptions(kind=backend)  # type: ignore[arg-type]
     embedder = load_model(MODEL_REPO, "dlib_resnet", options)
     assert embedder.config.crop is not None
-    pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn", options)), 10**8, 100)
+    pipeline = FacePipeline(configured_detector(MODEL_REPO, options), 10**8, 100)
     crop = pipeline.run(data, [embedder.config.crop]).faces[0].crops[0]
     embed = EmbeddingModel(embedder).embed
     one = np.zeros((1, 1))  # faces_per_s counts len(x) per call: one image

@@ -33,7 +33,7 @@ from bench.load import faces_per_s, latency_summary, timed_posts
 from deploy.local.stack import Stack, available_services, free_port
 from services.agegender.model import age_gender_model
 from services.attributes.model import AttributesModel
-from services.detector.model import MtcnnDetector
+from services.detector.detectors import configured_detector
 from services.detector.pipeline import FacePipeline
 from services.embedder.model import EmbeddingModel
 from services.emotion.model import EmotionModel
@@ -79,7 +79,8 @@ def raw_models(models: Models, pipeline: FacePipeline, photo: np.ndarray, second
     rows.append({"model": "generator: dcgan_faces", "batch_1": per_batch[1], "best": per_batch[best],
                  "best_batch": best})  # fmt: skip
     detect = faces_per_s(lambda x: pipeline.run(data), np.zeros((1, 1)), seconds)
-    rows.append({"model": "detector: mtcnn (images/s, 640×480)", "batch_1": detect, "best": detect, "best_batch": 1})
+    name = f"detector: {pipeline.detector.config.name} (images/s, 640×480)"
+    rows.append({"model": name, "batch_1": detect, "best": detect, "best_batch": 1})
     return rows
 
 
@@ -160,7 +161,7 @@ def main() -> None:
     print(f"faceplane serving benchmark · {machine} · {datetime.date.today()}", flush=True)
 
     models = analysis_models()
-    pipeline = FacePipeline(MtcnnDetector(load_model(MODEL_REPO, "mtcnn")), 10**8, 100)
+    pipeline = FacePipeline(configured_detector(MODEL_REPO), 10**8, 100)
     raw = raw_models(models, pipeline, group, args.seconds / 4)
     print(f"\n1. each model alone, in-process (ONNX Runtime, 1 thread)\n{'model':44} {'batch 1':>9} {'best':>9}")
     for r in raw:

@@ -9,7 +9,8 @@ import onnxruntime as ort
 
 
 def sample_inputs(path: Path, batch: int = 2) -> dict[str, np.ndarray]:
-    """Dynamic dimensions become `batch` (the batch) or MTCNN's window sizes (P-Net 60×80, R/O-Net fixed)."""
+    """Dynamic dimensions become `batch` (the batch) or MTCNN's window sizes (P-Net 60×80, R/O-Net fixed), or for
+    YuNet a 64×96 image (its sides must be multiples of 32)."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {}
@@ -18,6 +19,8 @@ def sample_inputs(path: Path, batch: int = 2) -> dict[str, np.ndarray]:
         if path.parent.name == "mtcnn":
             fixed = [d if isinstance(d, int) else 48 for d in arg.shape[1:]]
             shape = [batch, 3, 60, 80] if path.stem == "pnet" else [batch, *fixed]
+        if path.parent.name == "yunet":
+            shape = [batch, 3, 64, 96]
         if "uint8" in arg.type:
             feeds[arg.name] = rng.integers(0, 256, shape, dtype=np.uint8)
         else:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 import tensorflow as tf
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, version_converter
 
 Value = Any  # a tf.Tensor, or a numpy array for constants known at export time
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
@@ -245,6 +245,18 @@ def _shape(node: onnx.NodeProto, x: Value) -> Value:
     return tf.shape(x, out_type=tf.int64)
 
 
+def _resize(node: onnx.NodeProto, x: Value, roi: Value = None, scales: Value = None, sizes: Value = None) -> Value:
+    """Only what our graphs use: nearest-neighbour upsampling of NCHW by whole factors (YuNet's FPN), where
+    ONNX's asymmetric/floor rule picks source pixel floor(i / s), which is each pixel repeated s times."""
+    attrs = _attrs(node)
+    rule = (attrs.get("mode", b"nearest"), attrs.get("coordinate_transformation_mode"), attrs.get("nearest_mode"))
+    factors = None if scales is None or sizes is not None or not isinstance(scales, np.ndarray) else scales
+    whole = factors is not None and factors.shape == (4,) and list(factors[:2]) == [1, 1]
+    if rule != (b"nearest", b"asymmetric", b"floor") or not whole or not all(f == int(f) >= 1 for f in factors[2:]):
+        raise UnsupportedOnnx(f"Resize {node.name}: only nearest upsampling by whole factors (asymmetric, floor)")
+    return tf.repeat(tf.repeat(x, int(factors[2]), axis=2), int(factors[3]), axis=3)
+
+
 def _transpose(node: onnx.NodeProto, x: Value) -> Value:
     return tf.transpose(x, _attrs(node)["perm"])
 
@@ -279,6 +291,7 @@ OPS: dict[str, Callable[..., Value]] = {
     "Pad": _pad,
     "PRelu": _prelu,
     "Reshape": _reshape,
+    "Resize": _resize,
     "Softmax": _softmax,
     "Squeeze": _squeeze,
     "Transpose": _transpose,
@@ -286,10 +299,22 @@ OPS: dict[str, Callable[..., Value]] = {
 }
 
 
+def upgraded(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph at opset 13 or later: Softmax, Squeeze, Unsqueeze and Clip are translated as opset 13 defines
+    them, so an older graph (YuNet's is opset 11) is first rewritten by ONNX's own version converter."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= 13:
+        return model
+    try:
+        return version_converter.convert_version(model, 13)
+    except Exception as exc:  # the converter raises plain RuntimeErrors and ValueErrors from C++
+        raise UnsupportedOnnx(f"opset {opset}: ONNX's converter cannot bring it to opset 13: {exc}") from exc
+
+
 def check_supported(model: onnx.ModelProto) -> None:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 13:  # Softmax, Squeeze, Unsqueeze and Clip are translated as opset 13 defines them
-        raise UnsupportedOnnx(f"opset {opset}: only opset 13 and later")
+    if opset < 13:
+        raise UnsupportedOnnx(f"opset {opset}: only opset 13 and later (see `upgraded`)")
     missing = sorted({node.op_type for node in model.graph.node} - set(OPS) - {"Constant"})
     if missing:
         raise UnsupportedOnnx(f"no TensorFlow translation for: {', '.join(missing)}")
@@ -332,6 +357,7 @@ def run_graph(model: onnx.ModelProto, inputs: Sequence[tf.Tensor]) -> dict[str, 
 def serving_function(model: onnx.ModelProto) -> tf.types.experimental.PolymorphicFunction:
     """The graph as one tf.function over `input_signature`, traced once per call shape. Plain Python tracing
     (autograph off): the translation branches only on what is known at export, and its errors stay unwrapped."""
+    model = upgraded(model)
     check_supported(model)
     return tf.function(
         lambda *inputs: run_graph(model, inputs), input_signature=input_signature(model), autograph=False

@@ -44,20 +44,23 @@ def _normalise(patches: np.ndarray) -> np.ndarray:
     return ((patches.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression (boxes x1, y1, x2, y2; MTCNN's +1 pixel convention)."""
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union", offset: float = 1.0
+) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (boxes x1, y1, x2, y2). `offset` 1 is MTCNN's inclusive
+    pixel convention (a box's width is x2 − x1 + 1); 0 treats the corners as continuous coordinates."""
     if len(boxes) == 0:
         return np.empty(0, dtype=np.int64)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    area = (x2 - x1 + offset) * (y2 - y1 + offset)
     order = np.argsort(scores)[::-1]
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + offset)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + offset)
         inter = w * h
         denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
         order = rest[inter / denom <= threshold]

@@ -9,7 +9,7 @@ import numpy as np
 
 from services.detector.align import align_face, resize_whole
 from services.detector.decode import decode_image
-from services.detector.model import MtcnnDetector
+from services.detector.detectors import FaceDetector
 from services.runtime.modelrepo import CropConfig
 
 
@@ -29,7 +29,7 @@ class DetectionResult:
 
 
 class FacePipeline:
-    def __init__(self, detector: MtcnnDetector, max_pixels: int, max_faces: int) -> None:
+    def __init__(self, detector: FaceDetector, max_pixels: int, max_faces: int) -> None:
         self.detector = detector
         self.max_pixels = max_pixels
         self.max_faces = max_faces

@@ -10,12 +10,13 @@ from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from pydantic import Field
 
 from services.detector.decode import ImageDecodeError
-from services.detector.model import MtcnnDetector
+from services.detector.detectors import create_detector
 from services.detector.pipeline import DetectionResult, FacePipeline
+from services.detector.yunet import DetectorFailure
 from services.runtime.analysis import model_info
 from services.runtime.backends import BackendError
 from services.runtime.crops import CropError, crop_to_proto, spec_from_proto
-from services.runtime.errors import abort_invalid, abort_unavailable
+from services.runtime.errors import abort, abort_invalid, abort_unavailable
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
@@ -25,7 +26,7 @@ MAX_CROP_SPECS = 8
 
 class DetectorSettings(ServiceSettings):
     port: int = Field(50051, description="gRPC port.")
-    model: str = Field("mtcnn", description="The face detector (a folder of model-repo/).")
+    model: str = Field("yunet", description="The face detector (a folder of model-repo/): `yunet` or `mtcnn`.")
     max_pixels: int = Field(40_000_000, description="Pixels per image the detector decodes; larger is refused.")
     max_faces: int = Field(100, description="Most faces returned per image (the largest first).")
 
@@ -85,13 +86,15 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
             await abort_invalid(context, exc.code, str(exc))
         except BackendError as exc:
             await abort_unavailable(context, "model_unavailable", str(exc))
+        except DetectorFailure as exc:
+            await abort(context, grpc.StatusCode.INTERNAL, "detection_failed", str(exc))
         return to_proto(result, specs, self.model)
 
 
 def build(settings: DetectorSettings) -> list[Registration]:
     model = load_model(settings.model_repo, settings.model, settings.backend_options())
     info = model_info(model, settings.backend)
-    detector = MtcnnDetector(model)
+    detector = create_detector(model)
     pipeline = FacePipeline(detector, settings.max_pixels, settings.max_faces)
     name = detector_pb2.DESCRIPTOR.services_by_name["Detector"].full_name
     add = detector_pb2_grpc.add_DetectorServicer_to_server

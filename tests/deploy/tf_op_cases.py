@@ -132,7 +132,22 @@ CASES = [
         refused=True,
     ),
     Case("shape start", "Shape", {"x": r(2, 3, 4)}, {"start": 1}, refused=True),
-    Case("opset 11", "Relu", {"x": r(2, 3)}, opset=11, refused=True),
+    Case("opset 11, upgraded by ONNX's converter", "Relu", {"x": r(2, 3)}, opset=11),
+    Case(
+        "resize nearest ×2 (YuNet's)",
+        "Resize",
+        {"x": r(2, 3, 4, 5)},
+        {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
+        {"roi": np.zeros(0, np.float32), "scales": np.array([1, 1, 2, 3], np.float32)},
+    ),
+    Case(
+        "resize linear",
+        "Resize",
+        {"x": r(2, 3, 4, 5)},
+        {"mode": "linear"},
+        {"roi": np.zeros(0, np.float32), "scales": np.array([1, 1, 2, 2], np.float32)},
+        refused=True,
+    ),
     Case("unknown operator", "Erf", {"x": r(2, 3)}, refused=True),
 ]
 
