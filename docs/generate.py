@@ -43,7 +43,8 @@ OTHER_VARIABLES = {
     "FACEPLANE_REDIS_URL": (
         "`faceplane keys`",
         "redis://127.0.0.1:6379/0",
-        "The key store the operator's `keys` commands write to (`--redis-url`).",
+        "The key store the operator's `keys` commands write to (`--redis-url`), its password in the URL; unset, "
+        "in a checkout where `make run` ran, the URL it wrote to `var/secrets.json`.",
     ),
     "FACEPLANE_LOADTEST_DETECTOR": (
         "Locust",

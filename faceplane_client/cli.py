@@ -8,15 +8,18 @@
     faceplane keys list | faceplane keys revoke <key id>
 
 The API is FACEPLANE_URL (default http://127.0.0.1:8080), the key FACEPLANE_API_KEY; `keys` works on the key
-store itself, the Redis at FACEPLANE_REDIS_URL (default redis://127.0.0.1:6379/0).
+store itself, the Redis at FACEPLANE_REDIS_URL (default: the one `make run` started, whose URL with its password it
+keeps in var/secrets.json; else redis://127.0.0.1:6379/0).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,28 @@ def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
     raise AssertionError(args.command)
 
 
+# Where `make run` (deploy/local/stack.py) keeps its Redis's URL, password included, in a checkout.
+LOCAL_SECRETS = Path(__file__).resolve().parents[1] / "var" / "secrets.json"
+
+
+def default_redis_url() -> str:
+    url = os.environ.get("FACEPLANE_REDIS_URL")
+    if url:
+        return url
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads(LOCAL_SECRETS.read_text())["redis_url"])
+    return "redis://127.0.0.1:6379/0"
+
+
+def without_password(url: str) -> str:
+    """`url` fit for a message: its password, if any, replaced."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
 def keys(args: argparse.Namespace) -> tuple[Any, str]:
     """API key administration, straight on the key store (where the gateway keeps them)."""
     import asyncio
@@ -124,7 +149,7 @@ def keys(args: argparse.Namespace) -> tuple[Any, str]:
                      f"{k['rate_per_s']:g}/s", "revoked" if k["revoked"] else "active"] for k in listed]  # fmt: skip
             return listed, table(["id", "name", "scopes", "collections", "rate", "state"], rows)
         except redis.RedisError as exc:
-            raise FaceplaneError(503, "key_store_unavailable", f"{args.redis_url}: {exc}") from exc
+            raise FaceplaneError(503, "key_store_unavailable", f"{without_password(args.redis_url)}: {exc}") from exc
         finally:
             await client.aclose()
 
@@ -166,7 +191,12 @@ def parser() -> argparse.ArgumentParser:
     anonymize.add_argument("--method", choices=["generate", "blur"])
     anonymize.add_argument("--out", type=Path, required=True)
     keys_parser = sub.add_parser("keys", help="create, list and revoke API keys (on the key store)")
-    keys_parser.add_argument("--redis-url", default=os.environ.get("FACEPLANE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    keys_parser.add_argument(
+        "--redis-url",
+        default=default_redis_url(),
+        help="default: FACEPLANE_REDIS_URL, else "
+        "the Redis `make run` started (var/secrets.json), else redis://127.0.0.1:6379/0",
+    )
     keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create")
     create.add_argument("--name", required=True)

@@ -1,12 +1,16 @@
 """POST /v1/anonymize: every detected face made unrecognisable, in the image's own format and orientation.
 
 The detector finds the faces (decoding once for that); blending needs the pixels here too, so the gateway decodes
-the image a second time — the one route that does.
+the image a second time — the one route that does. Decoding, blending and encoding a photo of the pixel limit take
+a second or more of CPU: they run on threads of their own, never on the event loop every request shares.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +26,10 @@ from gateway.settings import Settings
 
 # The blurred area reaches this far beyond the detector's box (hair line, chin, ears), and fades out at its edge.
 MARGIN = 0.25
+# Images being decoded, blended and encoded at once; each holds its pixels (40 MP: 120 MB, several times that while
+# blending), so more wait their turn rather than add up.
+_RENDERERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="anonymize")
+Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class Anonymized:
     faces: int
 
 
-def _blur_face(image: np.ndarray, box: tuple[float, float, float, float]) -> None:
+def _blur_face(image: np.ndarray, box: Box) -> None:
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     half_w, half_h = w * (0.5 + MARGIN), h * (0.5 + MARGIN)
@@ -60,7 +68,7 @@ def _encode(image: np.ndarray, header: ImageHeader) -> tuple[bytes, str]:
     return out.getvalue(), "image/png"
 
 
-def _paste_face(image: np.ndarray, box: tuple[float, float, float, float], generated: np.ndarray) -> None:
+def _paste_face(image: np.ndarray, box: Box, generated: np.ndarray) -> None:
     """Blend a generated face over the box: the generator's crops have the standard template with padding 0.25,
     so their face fills the middle two thirds; colours are matched to the face replaced."""
     x, y, w, h = box
@@ -89,13 +97,22 @@ async def anonymize(
     if method == "generate" and services.get("generator") is None:
         raise ApiError("generator_not_configured", "the generator service is not deployed; ask for method=blur")
     detected = await detect(services, settings, data, options, [])
-    image = np.array(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
     boxes = [(f.box.x, f.box.y, f.box.width, f.box.height) for f in detected.faces]
-    if method == "generate" and boxes:
-        for box, face in zip(boxes, await generated_faces(services, settings, len(boxes)), strict=True):
+    generated = await generated_faces(services, settings, len(boxes)) if method == "generate" and boxes else []
+    loop = asyncio.get_running_loop()
+    encoded, media_type = await loop.run_in_executor(_RENDERERS, _render, data, header, boxes, generated)
+    return Anonymized(encoded, media_type, len(detected.faces))
+
+
+def _render(
+    data: bytes, header: ImageHeader, boxes: Sequence[Box], generated: Sequence[np.ndarray]
+) -> tuple[bytes, str]:
+    """The image decoded, every box replaced by its generated face (or blurred, without any), encoded again."""
+    image = np.array(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    if generated:
+        for box, face in zip(boxes, generated, strict=True):
             _paste_face(image, box, face)
-    elif method == "blur":
+    else:
         for box in boxes:
             _blur_face(image, box)
-    encoded, media_type = _encode(image, header)
-    return Anonymized(encoded, media_type, len(detected.faces))
+    return _encode(image, header)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as redis
 from fastapi import Depends, FastAPI
 
 from gateway.auth import require
 from gateway.clients import Services
+from gateway.disconnects import CancelOnDisconnect
 from gateway.errors import install_error_handlers
-from gateway.keys import KeyStore
+from gateway.headers import SecurityHeaders
+from gateway.hosts import HostOriginCheck
+from gateway.keys import KeyStore, connect
 from gateway.limits import BodySizeLimit
 from gateway.metrics import HttpMetrics
-from gateway.routes import anonymize, audit, collections, demo, faces, generate, health, stream, verify
+from gateway.routes import anonymize, audit, collections, demo, docs, faces, generate, health, stream, verify
 from gateway.settings import Settings
 
 # Room for multipart framing and form fields around the images (each may grow by 4/3 as base64).
@@ -27,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = Services(settings)  # gRPC channels belong to the running loop
-        store = redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        store = connect(settings.redis_url, settings.key_store_pool_size, settings.key_store_pool_wait_s)
         app.state.keys = KeyStore(store)
         yield
         await app.state.services.close()
@@ -38,12 +40,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Face detection and analysis over one REST API",
         lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py, with files of our own instead of a CDN's
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Outermost last: security headers on every answer, the body cap before anything reads, then metrics, which
+    # see every status below them (a refused Host, a client that left: 499).
+    app.add_middleware(CancelOnDisconnect)
+    app.add_middleware(HostOriginCheck, allowed_hosts=settings.allowed_hosts, bind_host=settings.host)
     app.add_middleware(HttpMetrics)
     # Two images at most per request (verify), each within max_upload_bytes; the header checks cap each one.
     app.add_middleware(BodySizeLimit, max_body_bytes=2 * (settings.max_upload_bytes * 4 // 3) + _BODY_OVERHEAD)
+    app.add_middleware(SecurityHeaders)
     read = [Depends(require("read"))]
     app.include_router(faces.router, dependencies=read)
     app.include_router(verify.router, dependencies=read)
@@ -55,4 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(demo.router)
     app.mount("/demo", demo.assets, name="demo")
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS, docs.assets, name="docs-assets")
     return app

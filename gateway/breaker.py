@@ -1,6 +1,7 @@
 """A circuit breaker per downstream service: after `failures` calls in a row end UNAVAILABLE or
 DEADLINE_EXCEEDED, calls fail at once (UNAVAILABLE, "circuit open") for `cooldown_s` instead of each waiting out
-its deadline; then one call goes through as a trial, and its outcome closes or reopens the circuit.
+its deadline; then one call goes through as a trial, and its outcome closes or reopens the circuit. An
+UNAVAILABLE that carries a service's machine code (its dependency is down, not the service) does not count.
 
 Health checks always go through: readiness must see a service come back, and a SERVING answer closes the circuit.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from gateway.error_codes import ERROR_CODE_KEY
 from gateway.metrics import CIRCUIT_OPEN
 
 log = logging.getLogger("faceplane.gateway")
@@ -70,7 +72,10 @@ class CircuitBreaker(grpc.aio.UnaryUnaryClientInterceptor):
             call = await continuation(client_call_details, request)
             response = await call
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in TRIPPING:
+            # A coded UNAVAILABLE (e.g. the embedder's gallery_unavailable) is the service answering that one of
+            # its dependencies is down: the service itself is reachable, and its other calls still work.
+            answered = any(key == ERROR_CODE_KEY for key, _ in exc.trailing_metadata() or ())
+            if exc.code() in TRIPPING and not answered:
                 self._record(ok=False)
             elif not health:
                 self._record(ok=True)  # the service answered, if only to say no

@@ -18,15 +18,14 @@ from faceplane.v1 import (
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.breaker import CircuitBreaker
-from gateway.error_codes import service_code, status_of
+from gateway.error_codes import ERROR_CODE_KEY, service_code, status_of
 from gateway.errors import ApiError
 from gateway.metrics import ClientMetrics
 from gateway.settings import Settings
-from services.runtime.channels import REPLICA_OPTIONS
+from services.runtime.channels import REPLICA_OPTIONS, ServiceToken
 
 log = logging.getLogger("faceplane.gateway")
 
-ERROR_CODE_KEY = "faceplane-error-code"  # set by services/runtime/errors.py; the gateway reads it, never imports it
 
 STUBS: dict[str, tuple[type, str]] = {
     "detector": (detector_pb2_grpc.DetectorStub, "faceplane.v1.Detector"),
@@ -118,7 +117,10 @@ class Services:
         for name, url in settings.service_urls().items():
             stub_cls, grpc_name = STUBS[name]
             breaker = CircuitBreaker(name, settings.breaker_failures, settings.breaker_cooldown_s)
-            channel = grpc.aio.insecure_channel(url, options=options, interceptors=[ClientMetrics(name), breaker])
+            interceptors: list[grpc.aio.ClientInterceptor] = [ClientMetrics(name), breaker]
+            if token := settings.service_token.get_secret_value():
+                interceptors.append(ServiceToken(token))  # the services' AUTH_TOKEN (services/runtime/server.py)
+            channel = grpc.aio.insecure_channel(url, options=options, interceptors=interceptors)
             self.by_name[name] = Service(
                 name, url, channel, stub_cls(channel), health_pb2_grpc.HealthStub(channel), grpc_name
             )
@@ -151,7 +153,10 @@ def to_api_error(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
         return _passed_on(exc, "invalid_argument", "invalid request")
     if code in _CODE_OF:
         return _passed_on(exc, _CODE_OF[code], _CODE_OF[code])
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:  # gRPC has cancelled the call, on the service too
+        log.warning("service timed out", extra={"service": service, "details": exc.details()})
+        return ApiError(service_code(service, "timeout"), f"the {service} service did not answer in time")
+    if code == grpc.StatusCode.UNAVAILABLE:
         log.warning("service unavailable", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
         machine = rpc_error_code(exc) or service_code(service, "unavailable")  # e.g. the embedder's gallery_unavailable
         if status_of(machine, 0) != 503:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The trailing-metadata key under which a service sends its machine code (services/runtime/errors.py sets it; the
+# gateway reads it, never imports service code).
+ERROR_CODE_KEY = "faceplane-error-code"
+
 
 @dataclass(frozen=True)
 class ErrorCode:
@@ -21,9 +25,14 @@ CODES: dict[str, ErrorCode] = {
     "invalid_json": ErrorCode(400, "the body is not valid JSON"),
     "invalid_multipart": ErrorCode(400, "the multipart body could not be parsed"),
     "http_error": ErrorCode(400, "any other HTTP-level error; the status is the one the HTTP layer raised"),
+    "invalid_frame": ErrorCode(400, "a video stream message is text: frames are binary messages holding an image"),
+    "invalid_host": ErrorCode(400, "the `Host` header names a host the gateway does not serve (`ALLOWED_HOSTS`)"),
     "unauthenticated": ErrorCode(401, "no API key was sent (`Authorization: Bearer …` or `X-API-Key`)"),
     "invalid_api_key": ErrorCode(401, "the API key is unknown or revoked"),
     "forbidden": ErrorCode(403, "the key lacks the route's scope, or may not use this collection"),
+    "cross_origin": ErrorCode(
+        403, "a write (or a video stream) sent by a web page of another origin: `Origin` is not this gateway"
+    ),
     "not_found": ErrorCode(404, "no such route, collection, subject or face"),
     "method_not_allowed": ErrorCode(405, "the route does not take this HTTP method"),
     "already_exists": ErrorCode(409, "the subject already exists"),
@@ -49,19 +58,29 @@ CODES: dict[str, ErrorCode] = {
     "invalid_count": ErrorCode(422, "the generator's `count` is outside 1..64"),
     "no_face": ErrorCode(422, "no face was found where one is needed (verify, enrol)"),
     "multiple_faces": ErrorCode(422, "more than one face in an enrolment photo, without `allow_multiple=true`"),
-    "rate_limited": ErrorCode(429, "the key's request rate is used up; `Retry-After` says when to retry"),
+    "rate_limited": ErrorCode(
+        429, "the key's request rate is used up; `Retry-After` says when to retry (a video frame: its answer says)"
+    ),
     "too_many_concurrent": ErrorCode(429, "the key already has its maximum of requests in flight"),
     "internal_error": ErrorCode(500, "a bug; never expected for anything a client sends"),
     "not_implemented": ErrorCode(501, "the service does not implement the call"),
-    "auth_unavailable": ErrorCode(503, "the key store (Redis) cannot be reached"),
+    "auth_unavailable": ErrorCode(
+        503, "the key store (Redis) cannot be reached, or no connection to it came free in `KEY_STORE_POOL_WAIT_S`"
+    ),
     "gallery_unavailable": ErrorCode(503, "the gallery store (Redis) cannot be reached"),
     "model_unavailable": ErrorCode(503, "a service's model (or its model server) cannot run"),
+    "service_unauthenticated": ErrorCode(
+        502,
+        "a service refused a call without the right service token (the gateway's `SERVICE_TOKEN` is not the "
+        "service's `AUTH_TOKEN`); the gateway answers it as `<service>_failed`",
+    ),
 }
 
 # Codes named after the service that failed: `detector_unavailable`, `embedder_failed`, `generator_not_configured`…
 SERVICE_CODES: dict[str, ErrorCode] = {
     "failed": ErrorCode(502, "the service answered with an error of its own"),
-    "unavailable": ErrorCode(503, "the service cannot be reached, or did not answer within its deadline"),
+    "unavailable": ErrorCode(503, "the service cannot be reached (or its circuit breaker is open)"),
+    "timeout": ErrorCode(504, "the service did not answer within its deadline (`…_DEADLINE_S`); the call is cancelled"),
     "not_configured": ErrorCode(503, "the route's service is not deployed (its URL setting is empty)"),
 }
 

@@ -9,6 +9,7 @@ import base64
 import binascii
 import io
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect
 
 from gateway.errors import ApiError
 from gateway.limits import BodyTooLarge
@@ -40,7 +42,7 @@ async def _form(request: Request) -> FormData:
     """The multipart form, parsed once per request (Starlette keeps it for later readers)."""
     try:
         return await request.form(max_files=4, max_fields=20)
-    except BodyTooLarge:
+    except (BodyTooLarge, ClientDisconnect):
         raise
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
         raise ApiError("invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
@@ -53,7 +55,8 @@ async def _json(request: Request) -> dict[str, Any]:
         return cached
     try:
         payload = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    # ValueError: malformed JSON, bytes that are not UTF-8, an integer over Python's 4,300-digit limit.
+    except (ValueError, RecursionError) as exc:
         raise ApiError("invalid_json", f"the body is not valid JSON: {exc}") from exc
     request.state.json_object = payload if isinstance(payload, dict) else {}
     return request.state.json_object
@@ -87,8 +90,9 @@ async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int)
     return images
 
 
-async def read_text_fields(request: Request, names: tuple[str, ...], max_length: int = 256) -> dict[str, str]:
-    """Plain text fields sent beside images (multipart form fields or JSON strings); absent ones are left out."""
+async def read_text_fields(request: Request, names: tuple[str, ...], pattern: str) -> dict[str, str]:
+    """Plain text fields sent beside images (multipart form fields or JSON strings); absent ones are left out, and
+    one that is not a string matching `pattern` is refused, as the OpenAPI document says."""
     content_type = _content_type(request)
     if content_type == "multipart/form-data":
         form = await _form(request)
@@ -98,10 +102,10 @@ async def read_text_fields(request: Request, names: tuple[str, ...], max_length:
         values = {name: payload.get(name) for name in names}
     else:
         return {}
-    out = {name: value for name, value in values.items() if isinstance(value, str) and value}
+    out = {name: value for name, value in values.items() if value is not None}
     for name, value in out.items():
-        if len(value) > max_length:
-            raise ApiError("invalid_request", f"the field '{name}' is longer than {max_length} characters")
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise ApiError("invalid_request", f"the field '{name}' must be a string matching {pattern}")
     return out
 
 

@@ -28,7 +28,9 @@ class ImageSize(BaseModel):
 class Face(BaseModel):
     box: Box
     confidence: float
-    landmarks: Landmarks | None = Field(description="null when skip_detection=true")
+    landmarks: Landmarks | None = Field(
+        default=None, description="without skip_detection; null (verify) or absent (analyze) with it"
+    )
 
 
 class DetectResponse(BaseModel):
@@ -89,13 +91,17 @@ class Readiness(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
-        400: "empty or malformed body",
+        400: "empty or malformed body, or a `Host` the gateway does not serve",
+        401: "no API key, or an unknown one",
+        403: "the key lacks the scope or the collection, or a write from another origin's web page",
         404: "no such collection, subject or face",
         409: "already exists, or built with another embedding model",
         413: "image over the byte or pixel limit",
         415: "not a supported image or content type",
         422: "corrupt image or invalid parameters",
+        429: "the key's rate or concurrency limit; `Retry-After` says when to retry",
         502: "a service failed",
         503: "a required service is unavailable",
+        504: "a service did not answer within its deadline",
     }.items()
 }

@@ -5,7 +5,7 @@ Each field's description is its documentation: docs/configuration.md is written 
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,13 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8080, description="HTTP port.")
+    allowed_hosts: list[str] = Field(
+        ["localhost", "127.0.0.1", "::1"],
+        description="JSON list of the names clients reach the gateway by: a request whose `Host` names another "
+        "gets 400 `invalid_host` (DNS rebinding); the bind address `HOST` is added unless it is a wildcard. `*` "
+        "takes any `Host` (the chart and compose: the Ingress or the operator decides). Either way a write or a "
+        "video stream whose `Origin` is neither the request's own host nor listed here gets 403 `cross_origin`.",
+    )
     detector_url: str = Field(
         "127.0.0.1:50051", description="host:port of the detector service (every image route needs it)."
     )
@@ -57,6 +64,23 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="Redis holding the API keys, rate limits and the audit log (the galleries' Redis will do).",
+    )
+    key_store_pool_size: int = Field(
+        32,
+        ge=1,
+        description="Most connections to the key store (`REDIS_URL`) the gateway opens; a request finding them "
+        "all busy waits for one (a request costs the store two short round trips).",
+    )
+    key_store_pool_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a request waits for a free key-store connection before it is refused with 503 "
+        "`auth_unavailable`.",
+    )
+    service_token: SecretStr = Field(
+        SecretStr(""),
+        description="Token sent with every call to a service (`authorization: Bearer …` gRPC metadata); it must "
+        "be the services' `AUTH_TOKEN`. Empty: none sent.",
     )
     log_level: str = Field("INFO", description="Python log level.")
     log_json: bool = Field(True, description="Log JSON lines (false: plain text).")

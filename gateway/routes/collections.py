@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway.analysis import DetectOptions
@@ -15,6 +15,11 @@ from gateway.schemas import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1/collections/{collection}", tags=["recognition"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
+ID_TEXT = "1–64 of A-Z a-z 0-9 _ . -"
+# The embedder refuses other ids; checked here too, so that the OpenAPI document says so.
+CollectionId = Annotated[str, Path(pattern=ID, description=f"the collection: {ID_TEXT}")]
+SubjectId = Annotated[str, Path(pattern=ID, description=f"the subject: {ID_TEXT}")]
+FaceId = Annotated[str, Path(pattern=ID, description="a face id the enrolment answered")]
 
 
 def gallery(services: ServicesDep, settings: SettingsDep) -> Gallery:
@@ -25,7 +30,7 @@ GalleryDep = Annotated[Gallery, Depends(gallery)]
 
 
 class NewSubject(BaseModel):
-    subject_id: str = Field(pattern=ID, description="your id for the person: 1–64 of A-Z a-z 0-9 _ . -")
+    subject_id: str = Field(pattern=ID, description=f"your id for the person: {ID_TEXT}")
     name: str = Field(default="", max_length=256)
 
 
@@ -34,7 +39,7 @@ ENROL = [Depends(require("enrol"))]
 
 
 @router.post("/subjects", status_code=201, responses=ERROR_RESPONSES, dependencies=ENROL)
-async def create_subject(collection: str, body: NewSubject, g: GalleryDep, request: Request) -> Any:
+async def create_subject(collection: CollectionId, body: NewSubject, g: GalleryDep, request: Request) -> Any:
     """A new subject (person) in the collection; 409 if the id is taken."""
     subject = await g.create_subject(collection, body.subject_id, body.name)
     await audit(request, "create_subject", collection=collection, subject_id=body.subject_id)
@@ -43,7 +48,7 @@ async def create_subject(collection: str, body: NewSubject, g: GalleryDep, reque
 
 @router.get("/subjects", responses=ERROR_RESPONSES, dependencies=READ)
 async def list_subjects(
-    collection: str,
+    collection: CollectionId,
     g: GalleryDep,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
     page_token: Annotated[str, Query(max_length=256)] = "",
@@ -53,13 +58,13 @@ async def list_subjects(
 
 
 @router.get("/subjects/{subject_id}", responses=ERROR_RESPONSES, dependencies=READ)
-async def get_subject(collection: str, subject_id: str, g: GalleryDep) -> Any:
+async def get_subject(collection: CollectionId, subject_id: SubjectId, g: GalleryDep) -> Any:
     """A subject with the ids of its enrolled faces."""
     return await g.get_subject(collection, subject_id)
 
 
 @router.delete("/subjects/{subject_id}", status_code=204, responses=ERROR_RESPONSES, dependencies=ENROL)
-async def delete_subject(collection: str, subject_id: str, g: GalleryDep, request: Request) -> Response:
+async def delete_subject(collection: CollectionId, subject_id: SubjectId, g: GalleryDep, request: Request) -> Response:
     """Delete the subject and every enrolled vector of it."""
     await g.delete_subject(collection, subject_id)
     await audit(request, "delete_subject", collection=collection, subject_id=subject_id)
@@ -74,8 +79,8 @@ async def delete_subject(collection: str, subject_id: str, g: GalleryDep, reques
     dependencies=ENROL,
 )
 async def enrol_face(
-    collection: str,
-    subject_id: str,
+    collection: CollectionId,
+    subject_id: SubjectId,
     image: ImageDep,
     g: GalleryDep,
     request: Request,
@@ -89,7 +94,9 @@ async def enrol_face(
 
 
 @router.delete("/subjects/{subject_id}/faces/{face_id}", status_code=204, responses=ERROR_RESPONSES, dependencies=ENROL)
-async def delete_face(collection: str, subject_id: str, face_id: str, g: GalleryDep, request: Request) -> Response:
+async def delete_face(
+    collection: CollectionId, subject_id: SubjectId, face_id: FaceId, g: GalleryDep, request: Request
+) -> Response:
     await g.delete_face(collection, subject_id, face_id)
     await audit(request, "delete_face", collection=collection, subject_id=subject_id, face_id=face_id)
     return Response(status_code=204)
@@ -97,7 +104,7 @@ async def delete_face(collection: str, subject_id: str, face_id: str, g: Gallery
 
 @router.post("/identify", responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, dependencies=READ)
 async def identify(
-    collection: str,
+    collection: CollectionId,
     image: ImageDep,
     options: DetectOptionsDep,
     g: GalleryDep,

@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from gateway.headers import CSP, DEMO_CSP
+
 STATIC = Path(__file__).resolve().parents[1] / "static"
 router = APIRouter(include_in_schema=False)
 assets = StaticFiles(directory=STATIC)
@@ -15,4 +17,4 @@ assets = StaticFiles(directory=STATIC)
 
 @router.get("/")
 async def index() -> FileResponse:
-    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache", CSP: DEMO_CSP})

@@ -53,12 +53,19 @@ def detect_options(
 DetectOptionsDep = Annotated[DetectOptions, Depends(detect_options)]
 
 
-def image_body(*fields: str) -> dict:
-    """Both ways of sending images, for the OpenAPI document (the body itself is read by the dependencies above)."""
+def image_body(
+    *fields: str, required: tuple[str, ...] | None = None, text_fields: dict[str, str] | None = None
+) -> dict:
+    """Both ways of sending images, for the OpenAPI document (the body itself is read by the dependencies above):
+    `fields` are images (all required unless `required` names some), `text_fields` plain strings beside them,
+    each with its pattern."""
 
     def schema(fmt: str, description: str) -> dict:
-        prop = {"type": "string", "format": fmt, "description": description}
-        return {"type": "object", "required": list(fields), "properties": dict.fromkeys(fields, prop)}
+        prop = {"type": "string", "format": fmt, "minLength": 1, "description": description}
+        properties: dict = dict.fromkeys(fields, prop)
+        for name, pattern in (text_fields or {}).items():
+            properties[name] = {"type": "string", "pattern": pattern}
+        return {"type": "object", "required": list(fields if required is None else required), "properties": properties}
 
     content = {"multipart/form-data": {"schema": schema("binary", "an image file")}}
     content["application/json"] = {"schema": schema("byte", "base64 image data (a data: URL is accepted)")}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from services.runtime.channels import token_metadata
+from services.runtime.errors import abort
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import MetricsInterceptor, serve_metrics
 from services.runtime.settings import ServiceSettings, load_settings
@@ -55,7 +58,11 @@ class ServiceServer:
             # No grace limit: calls in flight on the old connection finish whatever their deadline.
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
         ]
-        self.server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=options)
+        interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]  # outermost: refusals are counted
+        token = settings.auth_token.get_secret_value()
+        if token:
+            interceptors.append(TokenInterceptor(token))
+        self.server = grpc.aio.server(interceptors=interceptors, options=options)
         self.port = 0
         self.probes = {name: check for r in self.registrations for name, check in r.probes.items()}
         self._probing: asyncio.Task | None = None
@@ -119,6 +126,67 @@ class ServiceServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_s)
         log.info("stopped")
+
+
+# Open without the token: probes (the kubelet's, the gateway's readiness) and reflection (what the API looks like).
+OPEN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Every call but health and reflection must carry the shared service token (`authorization: Bearer …`), as
+    the gateway's channels send it; any other is answered UNAUTHENTICATED (`service_unauthenticated`) before it
+    reaches a servicer."""
+
+    def __init__(self, token: str) -> None:
+        ((self.key, value),) = token_metadata(token)
+        self.expected = value.encode()
+
+    def _carries_token(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
+        for key, value in metadata or ():
+            if key == self.key:
+                sent = value if isinstance(value, bytes) else value.encode()
+                return hmac.compare_digest(sent, self.expected)  # constant time: no guessing it byte by byte
+        return False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        if self._carries_token(handler_call_details.invocation_metadata):
+            return handler
+        return _refusing(handler, method)
+
+
+def _refusing(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that answers UNAUTHENTICATED."""
+
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+        log.warning("call without the service token refused", extra={"method": method, "peer": context.peer()})
+        await abort(
+            context,
+            grpc.StatusCode.UNAUTHENTICATED,
+            "service_unauthenticated",
+            "this service takes calls only with its service token (authorization: Bearer …)",
+        )
+
+    make = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    return make(
+        refuse, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+    )
 
 
 def _on_thread_of_its_own(fn: Callable[[], object]) -> asyncio.Future:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.backends import BackendKind, BackendOptions
@@ -59,6 +59,12 @@ class ServiceSettings(BaseSettings):
     )
     probe_interval_s: float = Field(
         2.0, description="Seconds between checks of what the service depends on (e.g. the embedder's Redis)."
+    )
+    auth_token: SecretStr = Field(
+        SecretStr(""),
+        description="Shared token every call must carry as `authorization: Bearer <token>` gRPC metadata (the "
+        "gateway's `SERVICE_TOKEN`); a call without it is refused UNAUTHENTICATED. Health and reflection stay "
+        "open. Empty: calls need none (`make run` and the chart set one).",
     )
     warm_up_timeout_s: float = Field(
         30.0,

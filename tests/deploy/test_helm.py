@@ -3,6 +3,7 @@ against the Kubernetes schemas (offline), and check the properties a cluster ope
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -71,6 +72,29 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def component(doc: dict[str, Any]) -> str:
     return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    """A container's environment: name → its value, or ("secret", key) for one taken from the release's Secret."""
+    env = {}
+    for e in container.get("env", []):
+        if "valueFrom" in e:
+            ref = e["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == "rel-faceplane-secrets", e
+            env[e["name"]] = ("secret", ref["key"])
+        else:
+            env[e["name"]] = e["value"]
+    return env
+
+
+def containers_by_component(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {component(d): d["spec"]["template"]["spec"]["containers"][0] for d in docs if d["kind"] in WORKLOADS}
+
+
+def the_secret(docs: list[dict[str, Any]]) -> dict[str, str]:
+    (secret,) = by_kind(docs, "Secret")
+    assert secret["metadata"]["name"] == "rel-faceplane-secrets"
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
 
 
 def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -245,19 +269,22 @@ def test_the_default_install_needs_no_gpu() -> None:
 def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
     docs = render(sets=("services.generator.enabled=false",))
     gateway = next(d for d in by_kind(docs, "Deployment") if component(d) == "gateway")
-    env = {e["name"]: e["value"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
     assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "dns:///rel-faceplane-detector-headless:50051"
     assert env["FACEPLANE_GATEWAY_GENERATOR_URL"] == ""
     assert env["FACEPLANE_GATEWAY_AUTH"] == "true"  # API keys on unless the values say otherwise
-    assert env["FACEPLANE_GATEWAY_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"
+    assert env["FACEPLANE_GATEWAY_REDIS_URL"] == ("secret", "redis-url")
     assert "generator" not in {component(d) for d in by_kind(docs, "Deployment")}
     services = {d["metadata"]["name"]: d["spec"] for d in by_kind(docs, "Service")}
     assert services["rel-faceplane-detector-headless"]["clusterIP"] == "None"  # the gateway sees every replica
     assert "clusterIP" not in services["rel-faceplane-detector"]  # unchanged, so an upgrade can apply
     assert [p["name"] for p in services["rel-faceplane-detector-headless"]["ports"]] == ["grpc"]  # scraped once
     embedder = next(d for d in by_kind(docs, "Deployment") if component(d) == "embedder")
-    env = {e["name"]: e["value"] for e in embedder["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["FACEPLANE_EMBEDDER_REDIS_URL"] == "redis://rel-faceplane-redis:6379/0"
+    assert env_of(embedder["spec"]["template"]["spec"]["containers"][0])["FACEPLANE_EMBEDDER_REDIS_URL"] == (
+        "secret",
+        "redis-url",
+    )
+    assert the_secret(docs)["redis-url"].endswith("@rel-faceplane-redis:6379/0")
 
 
 def test_redis_keeps_its_data() -> None:
@@ -269,6 +296,63 @@ def test_redis_keeps_its_data() -> None:
     assert not by_kind(external, "StatefulSet")
 
 
+def test_redis_wants_a_password_and_every_client_gets_it_from_the_secret(manifests: list[dict[str, Any]]) -> None:
+    secret = the_secret(manifests)
+    password = secret["redis-password"]
+    assert len(password) >= 32 and password.isalnum()  # made by the chart: nothing given in the values
+    assert secret["redis-url"] == f"redis://:{password}@rel-faceplane-redis:6379/0"
+    assert secret["redis.conf"] == f"requirepass {password}\n"
+    containers = containers_by_component(manifests)
+    (redis_spec,) = (d["spec"]["template"]["spec"] for d in by_kind(manifests, "StatefulSet"))
+    redis = containers["redis"]
+    # the official image's entrypoint runs redis-server with a first argument ending in .conf as its config file
+    config = redis["args"][0]
+    assert config.endswith(".conf") and "--requirepass" not in redis["args"]  # not in the node's process list
+    mount = next(m for m in redis["volumeMounts"] if config.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in redis_spec["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "rel-faceplane-secrets"
+    assert volume["secret"]["items"] == [{"key": "redis.conf", "path": config.rsplit("/", 1)[1]}]
+    assert env_of(redis)["REDISCLI_AUTH"] == ("secret", "redis-password")  # the readiness probe's redis-cli
+    assert env_of(containers["embedder"])["FACEPLANE_EMBEDDER_REDIS_URL"] == ("secret", "redis-url")
+    gateway = env_of(containers["gateway"])
+    assert gateway["FACEPLANE_GATEWAY_REDIS_URL"] == gateway["FACEPLANE_REDIS_URL"] == ("secret", "redis-url")
+    # the password is written nowhere else in plain
+    others = yaml.safe_dump_all([d for d in manifests if d["kind"] != "Secret"])
+    assert password not in others and secret["service-token"] not in others
+
+
+def test_every_model_service_wants_the_token_the_gateway_sends(manifests: list[dict[str, Any]]) -> None:
+    token = the_secret(manifests)["service-token"]
+    assert len(token) >= 32 and token.isalnum()
+    containers = containers_by_component(manifests)
+    assert env_of(containers["gateway"])["FACEPLANE_GATEWAY_SERVICE_TOKEN"] == ("secret", "service-token")
+    for name in MODEL_SERVICES:
+        assert env_of(containers[name])[f"FACEPLANE_{name.upper()}_AUTH_TOKEN"] == ("secret", "service-token")
+    if "modelserver" in containers:  # not ours: TorchServe, TF Serving and Triton know nothing of it
+        assert not any(k.endswith("AUTH_TOKEN") for k in env_of(containers["modelserver"]))
+
+
+def test_secrets_given_in_the_values_are_used_and_service_auth_can_be_turned_off() -> None:
+    docs = render(sets=("redis.password=given-pass.1", "serviceAuth.token=given~token_2"))
+    secret = the_secret(docs)
+    assert secret["redis-password"] == "given-pass.1" and secret["service-token"] == "given~token_2"
+    assert secret["redis-url"] == "redis://:given-pass.1@rel-faceplane-redis:6379/0"
+    off = render(sets=("serviceAuth.enabled=false",))
+    assert "service-token" not in the_secret(off)
+    for name, container in containers_by_component(off).items():
+        assert not any(k.endswith(("_AUTH_TOKEN", "_SERVICE_TOKEN")) for k in env_of(container)), name
+
+
+def test_an_external_redis_url_goes_into_the_secret_not_into_the_pods() -> None:
+    url = "rediss://:s3cret@redis.example:6380/0"
+    docs = render(sets=("redis.enabled=false", f"redis.externalUrl={url}"))
+    secret = the_secret(docs)
+    assert secret["redis-url"] == url and "redis-password" not in secret
+    assert "s3cret" not in yaml.safe_dump_all([d for d in docs if d["kind"] != "Secret"])
+    containers = containers_by_component(docs)
+    assert env_of(containers["gateway"])["FACEPLANE_GATEWAY_REDIS_URL"] == ("secret", "redis-url")
+
+
 def test_alerts_and_dashboard_ship_as_the_operator_and_grafana_want(tmp_path: Path) -> None:
     docs = render(GPU_VALUES)
     (rule,) = by_kind(docs, "PrometheusRule")
@@ -277,7 +361,9 @@ def test_alerts_and_dashboard_ship_as_the_operator_and_grafana_want(tmp_path: Pa
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (make test installs it: deploy/local/debian-packages.sh)")
+        pytest.fail(
+            "promtool is missing: apt-get install prometheus (make test installs it: deploy/local/debian-packages.sh)"
+        )
     check = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     monitors = by_kind(docs, "ServiceMonitor")
@@ -310,6 +396,8 @@ def test_helm_test_hook_calls_readyz() -> None:
         ({"gateway": {"limits": {"maxFaces": 1000}}}, "maxFaces"),
         ({"modelServer": {"gpu": {"count": 0, "resourceName": "nvidia.com/gpu"}}}, "count"),
         ({"redis": {"externalUrl": "http://not-redis"}}, "externalUrl"),
+        ({"redis": {"password": "has@and/in:it"}}, "password"),  # it goes into a redis:// URL as it is
+        ({"serviceAuth": {"token": "two words"}}, "token"),
         ({"serviceDefaults": {"resources": {"requests": {"cpu": "lots", "memory": "1Gi"}}}}, "cpu"),
     ],
 )

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
 SERVICE_MODELS = {
-    "detector": {"mtcnn"},
+    "detector": {"yunet", "mtcnn"},
     "embedder": {"dlib_resnet"},
     "emotion": {"emotion_faceplane", "emotion_faceplane_single", "emotion_minixception"},
     "agegender": {"agegender_faceplane", "agegender_cydral"},
@@ -146,7 +146,8 @@ def test_compose_runs_every_service_hardened_and_wired() -> None:
             name
         )
     assert "--appendonly" in services["redis"]["command"]
-    assert services["embedder"]["environment"]["FACEPLANE_EMBEDDER_REDIS_URL"].startswith("redis://redis:")
+    redis_url = services["embedder"]["environment"]["FACEPLANE_EMBEDDER_REDIS_URL"]
+    assert redis_url.startswith("redis://:${FACEPLANE_REDIS_PASSWORD") and "@redis:6379/" in redis_url  # a password
     published = [name for name, s in services.items() if s.get("ports")]
     assert set(published) == {"gateway", "prometheus"}
     assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]  # loopback only

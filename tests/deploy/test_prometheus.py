@@ -18,7 +18,7 @@ PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (make test installs it: deploy/local/debian-packages.sh)")
+        pytest.fail("promtool is missing: apt-get install prometheus (make test installs it)")
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=PROMETHEUS)
 
 

@@ -5,38 +5,18 @@ test artefacts (FACEPLANE_ARTEFACTS, default .cache/artefacts/)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests import images
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 ARTEFACTS = Path(os.environ.get("FACEPLANE_ARTEFACTS", REPO / ".cache" / "artefacts"))
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("no Chromium: apt-get install chromium (make test installs it: deploy/local/debian-packages.sh)")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        # A fake camera (Chromium's test pattern) and no permission prompt, for the live mode.
-        args = ["--no-sandbox", "--disable-background-networking", "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream"]  # fmt: skip
-        browser = p.chromium.launch(executable_path=chromium_path(), args=args)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

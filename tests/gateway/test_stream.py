@@ -1,16 +1,20 @@
-"""WS /v1/stream: frames in, tracked and analysed faces out; stable track ids; frames dropped, not queued."""
+"""WS /v1/stream: frames in, tracked and analysed faces out; stable track ids; frames dropped, not queued; with
+keys on, frames counted against the key's rate and its concurrency slot given back however the stream ends."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
+import redis
 from websocket import WebSocket, create_connection
 
 from tests import images
+from tests.gateway.api_keys import new_key, stream_url
 
 
 @pytest.fixture
@@ -70,3 +74,60 @@ def test_unknown_features_close_the_stream_with_a_reason(api: httpx.Client) -> N
         assert json.loads(connection.recv())["error"]["code"] == "invalid_features"
     finally:
         connection.close()
+
+
+def test_a_text_frame_is_answered_with_a_code_and_the_stream_goes_on(ws: WebSocket) -> None:
+    ws.send("hello")
+    text = json.loads(ws.recv())
+    assert text["frame"] == 1 and text["error"]["code"] == "invalid_frame"
+    ws.send_binary(frames(1)[0])
+    good = json.loads(ws.recv())
+    assert good["frame"] == 2 and len(good["faces"]) == 1
+
+
+def wait_until_no_slot_is_held(redis_url: str, key_id: str, timeout_s: float = 30) -> None:
+    """The gateway gives a slot back once the stream's socket is closed: a moment after the client's close."""
+    slots, deadline = redis.Redis.from_url(redis_url), time.monotonic() + timeout_s
+    while slots.zcard(f"fp:auth:slots:{key_id}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_stream_gives_its_slot_back_however_it_ends(secure_api: httpx.Client, redis_url: str) -> None:
+    key = new_key(redis_url, scopes="read", concurrency="1")
+    url = stream_url(secure_api, f"key={key['api_key']}&features=age")
+    first = create_connection(url, timeout=60)
+    first.send("not a frame")  # once a KeyError that left the slot taken for good
+    assert json.loads(first.recv())["error"]["code"] == "invalid_frame"
+    # While it is open the key's one slot is taken: another stream is refused, and the refusal does not push
+    # back the slot's expiry (every refused retry used to).
+    slots = redis.Redis.from_url(redis_url)
+    expiry = slots.pttl(f"fp:auth:slots:{key['key_id']}")
+    refused = create_connection(url, timeout=60)
+    try:
+        assert json.loads(refused.recv())["error"]["code"] == "too_many_concurrent"
+    finally:
+        refused.close()
+    assert 0 < slots.pttl(f"fp:auth:slots:{key['key_id']}") <= expiry
+    first.close()
+    wait_until_no_slot_is_held(redis_url, key["key_id"])
+    again = create_connection(url, timeout=60)
+    try:
+        again.send_binary(frames(1)[0])
+        assert len(json.loads(again.recv())["faces"]) == 1
+    finally:
+        again.close()
+
+
+def test_frames_over_the_key_rate_are_refused_and_the_stream_goes_on(secure_api: httpx.Client, redis_url: str) -> None:
+    key = new_key(redis_url, scopes="read", rate="0.01", burst="3")  # opening takes a token, two frames the rest
+    stream = create_connection(stream_url(secure_api, f"key={key['api_key']}&features=age"), timeout=60)
+    answers = []
+    try:
+        for frame in frames(4):
+            stream.send_binary(frame)
+            answers.append(json.loads(stream.recv()))
+    finally:
+        stream.close()
+    assert [a["frame"] for a in answers] == [1, 2, 3, 4]
+    assert [len(a["faces"]) for a in answers[:2]] == [1, 1]
+    assert [a["error"]["code"] for a in answers[2:]] == ["rate_limited", "rate_limited"]

@@ -20,6 +20,7 @@ import pytest
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from deploy.local.stack import available_services, free_port, spawn, wait_grpc_serving, wait_tcp
 from gateway.clients import Services
@@ -27,6 +28,7 @@ from gateway.settings import Settings
 from services.generator.model import FaceGenerator
 from services.generator.servicer import GeneratorServicer
 from services.runtime.analysis import model_info
+from services.runtime.channels import token_metadata
 from services.runtime.modelrepo import load_model
 from services.runtime.server import Registration, ServiceServer
 from services.runtime.settings import REPO_ROOT, ServiceSettings
@@ -65,7 +67,7 @@ def test_detect_returns_aligned_crops_as_raw_pixels(channel: grpc.Channel) -> No
     crop = reply.faces[0].crops[0]
     assert (crop.spec, crop.width, crop.height, crop.channels) == ("arcface_112", 112, 112, 3)
     assert len(crop.pixels) == 112 * 112 * 3
-    assert reply.model.name == "mtcnn" and reply.model.backend == "onnx"
+    assert reply.model.name == "yunet" and reply.model.backend == "onnx"  # the default detector
 
 
 @pytest.mark.parametrize(
@@ -291,4 +293,59 @@ async def test_a_warm_up_past_its_limit_does_not_hold_an_inference_worker() -> N
             reply = await stub.Generate(generator_pb2.GenerateRequest(count=1, seed=0), timeout=2)
         assert len(reply.images) == 1
     finally:
+        await server.stop()
+
+
+def refusal(error: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str | None]:
+    codes = [v for k, v in (error.trailing_metadata() or ()) if k == "faceplane-error-code"]
+    return error.code(), codes[0] if codes else None
+
+
+async def test_a_service_with_a_token_takes_calls_only_with_it() -> None:
+    """AUTH_TOKEN set: a call without the token, or with another, is refused UNAUTHENTICATED with a machine code
+    before it reaches the servicer (and counted in the metrics); with it, answered; health and reflection stay
+    open (the kubelet's probes, the gateway's readiness)."""
+    server = generator_server(lambda: None, auth_token="the-token")
+    request = generator_pb2.GenerateRequest(count=1, seed=0)
+    errors = {"service": "faceplane.v1.Generator", "method": "Generate", "code": "UNAUTHENTICATED"}
+    refused_before = REGISTRY.get_sample_value("faceplane_grpc_server_errors_total", errors) or 0
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.settings.port}") as channel:
+            stub = generator_pb2_grpc.GeneratorStub(channel)
+            for metadata in [(), token_metadata("another-token"), (("authorization", "the-token"),)]:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.Generate(request, metadata=metadata, timeout=5)
+                assert refusal(refused.value) == (grpc.StatusCode.UNAUTHENTICATED, "service_unauthenticated")
+            reply = await stub.Generate(request, metadata=token_metadata("the-token"), timeout=5)
+            assert len(reply.images) == 1
+            health = health_pb2_grpc.HealthStub(channel)
+            serving = health_pb2.HealthCheckResponse.SERVING
+            assert (await health.Check(health_pb2.HealthCheckRequest())).status == serving
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            listing = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            names = {s.name async for r in listing for s in r.list_services_response.service}
+            assert "faceplane.v1.Generator" in names
+        refused_after = REGISTRY.get_sample_value("faceplane_grpc_server_errors_total", errors)
+        assert refused_after == refused_before + 3
+    finally:
+        await server.stop()
+
+
+async def test_the_gateway_sends_its_service_token() -> None:
+    server = generator_server(lambda: None, auth_token="the-token")
+    await server.start()
+    url = f"127.0.0.1:{server.settings.port}"
+    with_token = Services(Settings(detector_url="", generator_url=url, service_token="the-token"))
+    without = Services(Settings(detector_url="", generator_url=url))
+    request = generator_pb2.GenerateRequest(count=1, seed=0)
+    try:
+        assert len((await with_token.require("generator").stub.Generate(request, timeout=5)).images) == 1
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await without.require("generator").stub.Generate(request, timeout=5)
+        assert refusal(refused.value) == (grpc.StatusCode.UNAUTHENTICATED, "service_unauthenticated")
+        assert await without.require("generator").status(5) == "SERVING"  # readiness needs no token
+    finally:
+        await with_token.close()
+        await without.close()
         await server.stop()

@@ -33,12 +33,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml $cfg -}}
 {{- end -}}
 
-{{- define "faceplane.redisUrl" -}}
-{{- if .Values.redis.enabled -}}
-{{- printf "redis://%s-redis:6379/0" (include "faceplane.fullname" .) -}}
-{{- else -}}
-{{- required "redis.externalUrl is required when redis.enabled is false" .Values.redis.externalUrl -}}
+{{/* The release's Secret (templates/secrets.yaml): the Redis password, URL and config, the service token. */}}
+{{- define "faceplane.secretName" -}}
+{{- printf "%s-secrets" (include "faceplane.fullname" .) -}}
 {{- end -}}
+
+{{/* An env entry's value from one key of that Secret: (dict "root" $ "key" "redis-url"). */}}
+{{- define "faceplane.fromSecret" -}}
+valueFrom:
+  secretKeyRef:
+    name: {{ include "faceplane.secretName" .root }}
+    key: {{ .key }}
 {{- end -}}
 
 {{/* Non-root, nothing to escalate, no capabilities, read-only root: the same for every container. */}}
