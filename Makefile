@@ -66,7 +66,7 @@ run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8
 	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus) $(foreach r,$(REPLICAS),--replicas $(r))
 
 bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (batching off/on), efficiency (~5 min)
-	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND))
+	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(OUT),--out $(OUT))
 
 loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → var/loadtest/ (git-ignored)
 	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))

@@ -151,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--backend", default="onnx", help="the services' inference backend (torch: CUDA if present)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving.json")
     args = parser.parse_args()
     group = photo_640x480()
     photos = {
@@ -188,12 +189,13 @@ def main() -> None:
                              "efficiency": best / raw_rate}  # fmt: skip
         print(f"{photo:20} pipeline {raw_rate:7.1f} faces/s · end to end {best:7.1f} · {best / raw_rate:.2f}")
 
-    out = REPO / "bench" / "results" / "serving.json"
+    out = args.out
+    detector = pipeline.detector.config.name
     record = {"date": str(datetime.date.today()), "machine": machine, "seconds_per_measurement": args.seconds,
-              "backend": args.backend,
+              "backend": args.backend, "detector": detector,
               "raw_models": raw, "end_to_end": e2e, "efficiency": efficiency}  # fmt: skip
     out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out.relative_to(REPO)}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from gateway.admission import PixelBudget
 from gateway.auth import require
 from gateway.clients import Services
 from gateway.disconnects import CancelOnDisconnect
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = Services(settings)  # gRPC channels belong to the running loop
         store = connect(settings.redis_url, settings.key_store_pool_size, settings.key_store_pool_wait_s)
         app.state.keys = KeyStore(store)
+        app.state.pixel_budget = PixelBudget(settings.client_pixel_budget, settings.client_pixel_wait_s)
         yield
         await app.state.services.close()
         await store.aclose()

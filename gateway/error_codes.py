@@ -61,6 +61,9 @@ CODES: dict[str, ErrorCode] = {
     "rate_limited": ErrorCode(
         429, "the key's request rate is used up; `Retry-After` says when to retry (a video frame: its answer says)"
     ),
+    "too_many_pixels": ErrorCode(
+        429, "the client's images in flight are over its pixel budget (`CLIENT_PIXEL_BUDGET`); retry shortly"
+    ),
     "too_many_concurrent": ErrorCode(429, "the key already has its maximum of requests in flight"),
     "internal_error": ErrorCode(500, "a bug; never expected for anything a client sends"),
     "not_implemented": ErrorCode(501, "the service does not implement the call"),

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
         15 * 1024 * 1024, gt=0, description="Bytes per uploaded image (a body may hold two, for verify); 413 above."
     )
     max_pixels: int = Field(40_000_000, gt=0, description="Pixels per image, read from its header; 413 above.")
+    client_pixel_budget: int = Field(
+        20_000_000,
+        gt=0,
+        description="Pixels of one client's images (per API key, or per address without keys) in flight through "
+        "this gateway at once; more wait (`CLIENT_PIXEL_WAIT_S`), then 429 `too_many_pixels`. A client with "
+        "nothing in flight is always admitted.",
+    )
+    client_pixel_wait_s: float = Field(
+        10.0, gt=0, description="Seconds a request over its client's pixel budget waits before it is refused."
+    )
     max_faces: int = Field(
         100,
         gt=0,

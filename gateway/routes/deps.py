@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from gateway.admission import PixelBudget
 from gateway.analysis import DetectOptions
 from gateway.clients import Services
 from gateway.images import inspect_header, read_image_bytes, read_images
@@ -24,26 +27,46 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def checked_image(request: Request, settings: SettingsDep) -> bytes:
+def client_of(request: Request) -> str:
+    """Whom a request's cost is counted against: its API key, or its address when keys are off."""
+    key = getattr(request.state, "api_key", None)
+    if key is not None and key.key_id:
+        return f"key:{key.key_id}"
+    return f"addr:{request.client.host if request.client else ''}"
+
+
+async def checked_image(request: Request, settings: SettingsDep) -> AsyncIterator[bytes]:
+    """The upload, checked from its header, admitted against its client's pixel budget for the whole request."""
     data = await read_image_bytes(request, settings.max_upload_bytes)
-    inspect_header(data, settings.max_pixels)
-    return data
+    header = inspect_header(data, settings.max_pixels)
+    async with admitted(request, header.width * header.height):
+        yield data
+
+
+def admitted(request: Request, pixels: int) -> AbstractAsyncContextManager[None]:
+    budget: PixelBudget = request.app.state.pixel_budget
+    return budget.admit(client_of(request), pixels)
 
 
 ImageDep = Annotated[bytes, Depends(checked_image)]
 
 
-async def checked_images(request: Request, settings: Settings, fields: tuple[str, ...]) -> dict[str, bytes]:
-    """The named images of a multipart or JSON body, each through the same cheap checks as `checked_image`."""
+async def checked_images(request: Request, settings: Settings, fields: tuple[str, ...]) -> tuple[dict[str, bytes], int]:
+    """The named images of a multipart or JSON body, each through the same cheap checks as `checked_image`, and
+    their pixels (admit them with `admitted`)."""
     images = await read_images(request, fields, settings.max_upload_bytes)
-    for data in images:
-        inspect_header(data, settings.max_pixels)
-    return dict(zip(fields, images, strict=True))
+    headers = [inspect_header(data, settings.max_pixels) for data in images]
+    return dict(zip(fields, images, strict=True)), sum(h.width * h.height for h in headers)
 
 
 def detect_options(
     min_confidence: Annotated[
-        float | None, Query(ge=0.0, le=1.0, description="drop faces below this confidence (default: 0.9)")
+        float | None,
+        Query(
+            ge=0.0,
+            le=1.0,
+            description="drop faces below this confidence (default: the detector model's, 0.7 for YuNet)",
+        ),
     ] = None,
     max_faces: Annotated[int, Query(ge=1, le=1000, description="at most this many faces, largest first")] = 100,
 ) -> DetectOptions:

@@ -10,7 +10,7 @@ from gateway.auth import check_collection
 from gateway.errors import ApiError
 from gateway.images import read_text_fields
 from gateway.routes.collections import ID
-from gateway.routes.deps import ServicesDep, SettingsDep, checked_images, image_body
+from gateway.routes.deps import ServicesDep, SettingsDep, admitted, checked_images, image_body
 from gateway.schemas import ERROR_RESPONSES, VerifyResponse
 from gateway.verification import verify
 
@@ -42,5 +42,6 @@ async def verify_route(
     subject = (collection, subject_id) if collection is not None and subject_id is not None else None
     if subject:
         check_collection(request, subject[0])
-    images = await checked_images(request, settings, ("image1",) if subject else ("image1", "image2"))
-    return await verify(services, settings, images, skip_detection, subject)
+    images, pixels = await checked_images(request, settings, ("image1",) if subject else ("image1", "image2"))
+    async with admitted(request, pixels):
+        return await verify(services, settings, images, skip_detection, subject)

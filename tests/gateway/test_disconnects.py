@@ -80,6 +80,8 @@ def one_worker_detector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     gateway_env = {
         "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{ports['detector']}",
         "FACEPLANE_GATEWAY_DETECT_DEADLINE_S": "120",
+        # The three large photos below come from one client: let them all in (admission is tested elsewhere).
+        "FACEPLANE_GATEWAY_CLIENT_PIXEL_BUDGET": str(10**9),
     }
     detector = spawn([sys.executable, "-m", "services.detector"], detector_env, log_dir / "detector.log")
     try:
