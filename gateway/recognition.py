@@ -107,7 +107,18 @@ class Gallery:
         reply = await _call(self.stub.Identify(request, timeout=self.timeout))
         for face, result in zip(faces, reply.results, strict=True):
             face["matches"] = [
-                {"subject_id": m.subject_id, "name": m.name, "similarity": round(m.similarity, 4), "face_id": m.face_id}
+                {
+                    "subject_id": m.subject_id,
+                    "name": m.name,
+                    "similarity": round(m.similarity, 4),
+                    "false_match_probability": float(f"{m.false_match_probability:.3g}"),
+                    "face_id": m.face_id,
+                }
                 for m in result.matches
             ]
-        return {"image": {"width": detected.width, "height": detected.height}, "faces": faces}
+        return {
+            "image": {"width": detected.width, "height": detected.height},
+            "faces": faces,
+            "threshold": round(reply.threshold, 4),
+            "gallery_faces": reply.gallery_faces,
+        }

@@ -110,11 +110,18 @@ async def identify(
     g: GalleryDep,
     top_k: Annotated[int, Query(ge=1, le=100)] = 1,
     threshold: Annotated[
-        float | None, Query(ge=-1.0, le=1.0, description="cosine similarity; default: calibrated")
+        float | None,
+        Query(
+            ge=-1.0,
+            le=1.0,
+            description="cosine similarity a match needs; default: the open-set decision, a threshold that grows "
+            "with the collection's size to keep the share of strangers matched at the embedder's FPIR target",
+        ),
     ] = None,
     skip_detection: bool = False,
 ) -> Any:
     """Every face in the image with the enrolled subjects it matches (cosine similarity ≥ threshold, best
-    first); a face that matches nobody comes back with empty `matches`."""
+    first), each with its estimated false-match probability at the collection's size; a face that matches nobody
+    comes back with empty `matches`."""
     opts = DetectOptions(options.min_confidence, options.max_faces, skip_detection)
     return await g.identify(collection, image, opts, top_k, threshold)

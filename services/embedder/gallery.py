@@ -4,7 +4,8 @@ RediSearch HNSW (cosine) index. Plain Python over redis-py; knows nothing of gRP
 Key layout, per collection `c` (ids are validated, so a key or index name can never be forged or escape its
 collection: no `:`, `{`, `}`, `*` or `/` reach Redis):
 
-    fp:{c}:meta          hash  model, dim: the embedding model the collection is built with
+    fp:{c}:meta          hash  model, dim: the embedding model the collection is built with; faces: how many
+                              face vectors it holds (kept in the same transactions that add and delete them)
     fp:{c}:idx           RediSearch index over the prefix fp:{c}:v:  (one index per collection)
     fp:{c}:subjects      zset  every subject id, score 0: lexicographic order for stable pagination
     fp:{c}:s:<subject>   hash  subject_id, name
@@ -44,6 +45,8 @@ NORM_TOLERANCE = 1e-3
 T = TypeVar("T")
 # (face_id, subject_id, cosine similarity)
 Hit = tuple[str, str, float]
+# A fixed threshold, or one computed from the collection's face count (open-set identification).
+Threshold = float | Callable[[int], float]
 
 
 class GalleryError(Exception):
@@ -85,6 +88,15 @@ class Match:
     # Cosine similarity in [-1, 1] (1 − RediSearch's cosine distance).
     similarity: float
     face_id: str
+
+
+@dataclass(frozen=True)
+class Identification:
+    """identify's answer: per query face its matches, and what decided them."""
+
+    matches: list[list[Match]]
+    faces: int  # face vectors in the collection when it was searched
+    threshold: float  # the similarity a match needed
 
 
 @dataclass(frozen=True)
@@ -206,11 +218,14 @@ class Gallery:
             if not pipe.exists(keys.subject(subject_id)):
                 return False
             face_ids = [_text(f) for f in pipe.smembers(keys.faces(subject_id))]
+            counted = pipe.hexists(keys.meta, "faces")
             pipe.multi()
             for chunk in _chunks([keys.vector(f) for f in face_ids], 1000):
                 pipe.delete(*chunk)
             pipe.delete(keys.faces(subject_id), keys.subject(subject_id))
             pipe.zrem(keys.subjects, subject_id)
+            if face_ids and counted:
+                pipe.hincrby(keys.meta, "faces", -len(face_ids))
             return True
 
         return self._transaction(delete, keys.subject(subject_id), keys.faces(subject_id))
@@ -230,6 +245,7 @@ class Gallery:
         def write(pipe: Pipeline) -> None:
             if not pipe.exists(keys.subject(subject_id)):
                 raise NotFound(f"no subject {subject_id!r} in collection {collection!r}")
+            counted = pipe.hexists(keys.meta, "faces")
             pipe.multi()
             for face_id, vector in zip(face_ids, vectors, strict=True):
                 pipe.hset(
@@ -238,6 +254,8 @@ class Gallery:
                 )
             if face_ids:
                 pipe.sadd(keys.faces(subject_id), *face_ids)
+                if counted:
+                    pipe.hincrby(keys.meta, "faces", len(face_ids))
 
         self._transaction(write, keys.subject(subject_id))
         return face_ids
@@ -273,9 +291,12 @@ class Gallery:
         def delete(pipe: Pipeline) -> bool:
             if not pipe.sismember(keys.faces(subject_id), face_id):
                 return False
+            counted = pipe.hexists(keys.meta, "faces")
             pipe.multi()
             pipe.delete(keys.vector(face_id))
             pipe.srem(keys.faces(subject_id), face_id)
+            if counted:
+                pipe.hincrby(keys.meta, "faces", -1)
             return True
 
         return self._transaction(delete, keys.faces(subject_id))
@@ -287,24 +308,40 @@ class Gallery:
     ) -> list[list[Match]]:
         """Per query face, up to top_k subjects (best face of each) whose cosine similarity ≥ threshold,
         best first; an unknown face gets []. All queries go to Redis in one pipelined round trip."""
+        return self.search(collection, embeddings, top_k, threshold).matches
+
+    def search(
+        self, collection: str, embeddings: np.ndarray, top_k: int = 1, threshold: Threshold = -1.0
+    ) -> Identification:
+        """identify, with the threshold fixed or computed from the collection's face count, which comes with the
+        search in the same round trip (a counter in the collection's metadata)."""
         keys = self._keys(collection)
         queries = self._check_embeddings(embeddings)
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidArgument(f"top_k must be 1..{MAX_TOP_K}, got {top_k}")
-        if not -1.0 <= threshold <= 1.0:
-            raise InvalidArgument(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        if not callable(threshold):
+            _check_threshold(threshold)
         knn = top_k * OVERFETCH
         pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(keys.meta, "model", "dim")
+        pipe.hmget(keys.meta, "model", "dim", "faces")
         for query in queries:
             self._search(pipe, keys, query, knn)
-        meta, *replies = pipe.execute(raise_on_error=False)
-        self._check_meta(keys, meta)
+        (model, dim, counted), *replies = pipe.execute(raise_on_error=False)
+        self._check_meta(keys, [model, dim])
+        faces = int(counted) if counted is not None else self._indexed_faces(keys)
+        cut = _check_threshold(threshold(faces)) if callable(threshold) else threshold
         best = [
-            _collapse(self._widen(keys, query, self._hits(reply), knn, top_k, threshold), top_k, threshold)
+            _collapse(self._widen(keys, query, self._hits(reply), knn, top_k, cut), top_k, cut)
             for query, reply in zip(queries, replies, strict=True)
         ]
-        return self._named(keys, best)
+        return Identification(self._named(keys, best), faces, cut)
+
+    def count_faces(self, collection: str) -> int:
+        """How many face vectors the collection holds."""
+        keys = self._keys(collection)
+        model, dim, counted = self.client.hmget(keys.meta, "model", "dim", "faces")
+        self._check_meta(keys, [model, dim])
+        return int(counted) if counted is not None else self._indexed_faces(keys)
 
     def _widen(
         self, keys: Keys, query: np.ndarray, hits: list[Hit], knn: int, top_k: int, threshold: float
@@ -317,6 +354,13 @@ class Gallery:
         return hits
 
     # Internals
+
+    def _indexed_faces(self, keys: Keys) -> int:
+        """A collection made before the counter existed (its metadata has no `faces`, and never will: the counter
+        is set only when a collection is created): the index's document count, FT.INFO, one more round trip."""
+        info = self.client.execute_command("FT.INFO", keys.index)
+        fields = dict(zip(map(_text, info[::2]), info[1::2], strict=True))
+        return int(fields["num_docs"])
 
     def _keys(self, collection: str) -> Keys:
         return Keys(validate_id(collection, "collection"))
@@ -337,7 +381,7 @@ class Gallery:
             if pipe.exists(keys.meta):
                 return
             pipe.multi()
-            pipe.hset(keys.meta, mapping={"model": self.model, "dim": self.dim})
+            pipe.hset(keys.meta, mapping={"model": self.model, "dim": self.dim, "faces": 0})
 
         self._transaction(claim, keys.meta)
         self._check_model(keys)
@@ -425,6 +469,12 @@ class Gallery:
             None if name is None else Subject(keys.collection, sid, _text(name), sorted(map(_text, faces)))
             for sid, name, faces in zip(subject_ids, replies[::2], replies[1::2], strict=True)
         ]
+
+
+def _check_threshold(threshold: float) -> float:
+    if not -1.0 <= threshold <= 1.0:
+        raise InvalidArgument(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+    return threshold
 
 
 def _needs_more(hits: list[Hit], top_k: int, threshold: float) -> bool:

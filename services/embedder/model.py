@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.embedder.openset import FmrCalibration
 from services.runtime.modelrepo import LoadedModel
 
 
@@ -16,6 +17,8 @@ class EmbeddingModel:
         self.dim = int(params["embedding_dim"])
         # Cosine similarity at or above which two faces are the same person (calibrated, see card.md).
         self.threshold = float(params["threshold"])
+        # Similarity → per-comparison false-match rate on dev impostor pairs, for open-set identification.
+        self.calibration = FmrCalibration.from_table(params["fmr_table"])
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) uint8 RGB crops → (N, dim) L2-normalised float32 embeddings."""

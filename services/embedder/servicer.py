@@ -14,6 +14,7 @@ from pydantic import Field
 
 from services.embedder.gallery import AlreadyExists, Gallery, InvalidArgument, Match, ModelMismatch, NotFound, Subject
 from services.embedder.model import EmbeddingModel, cosine
+from services.embedder.openset import OpenSetDecision
 from services.runtime.analysis import (
     CropServicer,
     ModelRunner,
@@ -52,14 +53,30 @@ class EmbedderSettings(ServiceSettings):
         description="HNSW search breadth of identify; Redis's default (10) loses recall as galleries grow "
         "(bench/results/gallery.json).",
     )
+    identify_fpir: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Open-set identification (opt-in): the target share of strangers (people never enrolled) who "
+        "get any match from identify without an explicit threshold, e.g. 0.01. The threshold then grows with the "
+        "collection's face count N so that each comparison's calibrated false-match rate is 1 − (1 − FPIR)^(1/N) "
+        "(the model's fmr_table), up to the table's last similarity. 0 (the default): the model's fixed threshold "
+        "(0.916) decides, until the cost in missed matches is measured (docs/models.md).",
+    )
 
 
 def _subject(s: Subject) -> embedder_pb2.Subject:
     return embedder_pb2.Subject(collection=s.collection, subject_id=s.subject_id, name=s.name, face_ids=s.face_ids)
 
 
-def _match(m: Match) -> embedder_pb2.Match:
-    return embedder_pb2.Match(subject_id=m.subject_id, name=m.name, similarity=m.similarity, face_id=m.face_id)
+def _match(m: Match, false_match_probability: float) -> embedder_pb2.Match:
+    return embedder_pb2.Match(
+        subject_id=m.subject_id,
+        name=m.name,
+        similarity=m.similarity,
+        face_id=m.face_id,
+        false_match_probability=false_match_probability,
+    )
 
 
 class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
@@ -70,10 +87,12 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
         gallery: Gallery,
         crop: CropConfig,
         info: common_pb2.ServiceInfo,
+        decision: OpenSetDecision,
     ) -> None:
         super().__init__(run, crop, info)
         self.threshold = model.threshold
         self.gallery = gallery
+        self.decision = decision
 
     async def _gallery(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -158,13 +177,19 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
         self, request: embedder_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.IdentifyResponse:
         vectors = await self._embeddings(request.crops, context)
-        threshold = request.threshold if request.HasField("threshold") else self.threshold
+        threshold = request.threshold if request.HasField("threshold") else self.decision.threshold
         found = await self._gallery(
-            context, self.gallery.identify, request.collection, vectors, request.top_k or 1, threshold
+            context, self.gallery.search, request.collection, vectors, request.top_k or 1, threshold
         )
+        probability = self.decision.false_match_probability
         return embedder_pb2.IdentifyResponse(
-            results=[embedder_pb2.IdentifyResult(matches=[_match(m) for m in matches]) for matches in found],
+            results=[
+                embedder_pb2.IdentifyResult(matches=[_match(m, probability(m.similarity, found.faces)) for m in ms])
+                for ms in found.matches
+            ],
             model=self.info.models[0],
+            threshold=found.threshold,
+            gallery_faces=found.faces,
         )
 
 
@@ -185,7 +210,8 @@ def build(settings: EmbedderSettings) -> list[Registration]:
     crop = required_crop(loaded)
     run = model_runner(lambda crops: list(model.embed(crops)), loaded, settings)
     info = service_info([model_info(loaded, settings.backend)], crop)
-    servicer = EmbedderServicer(model, run, gallery, crop, info)
+    decision = OpenSetDecision(model.calibration, settings.identify_fpir, model.threshold)
+    servicer = EmbedderServicer(model, run, gallery, crop, info, decision)
     name = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
     probes = {GALLERY_HEALTH: client.ping}
     add = embedder_pb2_grpc.add_EmbedderServicer_to_server

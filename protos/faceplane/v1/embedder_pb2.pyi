@@ -138,16 +138,18 @@ class IdentifyRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., crops: _Optional[_Iterable[_Union[_common_pb2.FaceCrop, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("subject_id", "name", "similarity", "face_id")
+    __slots__ = ("subject_id", "name", "similarity", "face_id", "false_match_probability")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    FALSE_MATCH_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     name: str
     similarity: float
     face_id: str
-    def __init__(self, subject_id: _Optional[str] = ..., name: _Optional[str] = ..., similarity: _Optional[float] = ..., face_id: _Optional[str] = ...) -> None: ...
+    false_match_probability: float
+    def __init__(self, subject_id: _Optional[str] = ..., name: _Optional[str] = ..., similarity: _Optional[float] = ..., face_id: _Optional[str] = ..., false_match_probability: _Optional[float] = ...) -> None: ...
 
 class IdentifyResult(_message.Message):
     __slots__ = ("matches",)
@@ -156,9 +158,13 @@ class IdentifyResult(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("results", "model")
+    __slots__ = ("results", "model", "threshold", "gallery_faces")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_FACES_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[IdentifyResult]
     model: _common_pb2.ModelInfo
-    def __init__(self, results: _Optional[_Iterable[_Union[IdentifyResult, _Mapping]]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+    threshold: float
+    gallery_faces: int
+    def __init__(self, results: _Optional[_Iterable[_Union[IdentifyResult, _Mapping]]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., threshold: _Optional[float] = ..., gallery_faces: _Optional[int] = ...) -> None: ...
