@@ -165,8 +165,8 @@ models-rebuild-keras: $(TF_TOOLS)/.keras-sources
 train-attributes: $(STAMP)  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
 	$(PY) model-repo/recipes/train_attributes.py --data $(DATA)
 
-train-emotion: $(STAMP)  ## train the emotion model (three members) on FER-2013 in $(DATA) (H100: ~5 min a member; SEEDS=1234 for one; CPU: WIDTH=32 EPOCHS=15, ~45 min a member)
-	$(PY) model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS))
+train-emotion: $(STAMP)  ## train the emotion model (three members) on FER-2013 in $(DATA) (H100: ~5 min a member; SEEDS=1234 OUT=model-repo/emotion_faceplane_single for one; CPU: WIDTH=32 EPOCHS=15, ~45 min a member)
+	$(PY) model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OUT),--out $(OUT))
 
 train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), then fine-tune end to end (CPU ~20 min) → model-repo/agegender_faceplane
 	$(PY) model-repo/recipes/train_agegender.py --data $(DATA)
@@ -174,7 +174,7 @@ train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), 
 train-dcgan: $(STAMP)  ## train the DCGAN face generator on aligned faces in $(DATA) (SETS=celeba,utkface for the mix; MINUTES=…; resumes) → model-repo/dcgan_faces
 	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(SETS),--sets $(SETS)) $(if $(MINUTES),--minutes $(MINUTES))
 
-train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 for one; TEACHER=model.onnx OUT=model-repo/mask_faceplane_single to distil into another folder) → model-repo/mask_faceplane
+train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 OUT=model-repo/mask_faceplane_single for one; TEACHER=model.onnx OUT=… to distil into another folder) → model-repo/mask_faceplane
 	$(PY) model-repo/recipes/train_mask.py --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT))
 
 clean:  ## remove the venv, caches and local run data
