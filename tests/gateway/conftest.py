@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from deploy.local.stack import Stack, free_port, spawn, stop, wait_http_ok
+from deploy.local.stack import Stack
 from tests.gateway.api_keys import KEY_STORE_POOL_SIZE
+from tests.gateway.own_gateway import on_the_stack, own_gateway
 
 # The keyed gateway's key store: its own database of the session's Redis, so that its connections can be told
 # from those of the session's keyless gateway (which writes the audit log with the same client name).
@@ -31,21 +31,14 @@ def secure_gateway_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def secure_api(stack: Stack, redis_url: str, secure_gateway_log: Path) -> Iterator[httpx.Client]:
-    port = free_port()
     env = {
-        "FACEPLANE_GATEWAY_PORT": str(port),
+        **on_the_stack(stack, *stack.services),
+        "FACEPLANE_GATEWAY_AUTH": "true",  # the default outside make run
         "FACEPLANE_GATEWAY_REDIS_URL": redis_url,
         "FACEPLANE_GATEWAY_KEY_STORE_POOL_SIZE": str(KEY_STORE_POOL_SIZE),
-        "FACEPLANE_GATEWAY_SERVICE_TOKEN": stack.service_token,
-        **{f"FACEPLANE_GATEWAY_{s.upper()}_URL": f"127.0.0.1:{stack.ports[s]}" for s in stack.services},
-    }  # no FACEPLANE_GATEWAY_AUTH: on by default
-    proc = spawn([sys.executable, "-m", "gateway"], env, secure_gateway_log)
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/healthz")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        stop(proc)
+    }
+    with own_gateway(env, secure_gateway_log) as client:
+        yield client
 
 
 def chromium_path() -> str:
