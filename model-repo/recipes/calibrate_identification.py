@@ -80,21 +80,20 @@ def image_bytes(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def embed(faces: list[tuple[Path, str]], model_name: str) -> tuple[np.ndarray, list[str], int]:
+def embed(paths: list[Path], model_name: str) -> tuple[np.ndarray, list[int]]:
+    """The embedding of the largest face of each photo, and the indices of the photos where a face was found."""
     loaded = load_model(MODEL_REPO, model_name)
     model = EmbeddingModel(loaded)
     crop = required_crop(loaded)
     pipeline = FacePipeline(configured_detector(MODEL_REPO), MAX_PIXELS, max_faces=1)
-    crops, labels, missed = [], [], 0
-    for path, label in faces:
+    crops, kept = [], []
+    for i, path in enumerate(paths):
         found = pipeline.run(image_bytes(path), [crop], max_faces=1).faces
-        if not found:
-            missed += 1
-            continue
-        crops.append(found[0].crops[0])
-        labels.append(label)
+        if found:
+            crops.append(found[0].crops[0])
+            kept.append(i)
     vectors = np.concatenate([model.embed(np.stack(crops[i : i + 32])) for i in range(0, len(crops), 32)])
-    return vectors, labels, missed
+    return vectors, kept
 
 
 def impostor_similarities(vectors: np.ndarray, labels: list[str], deepface_no: set[frozenset[str]]) -> np.ndarray:
@@ -140,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
 
     faces = labelled_faces(args.data) + distractor_faces(args.data, args.utkface, args.celeba)
-    vectors, labels, missed = embed(faces, args.model)
+    vectors, kept = embed([path for path, _ in faces], args.model)
+    labels, missed = [faces[i][1] for i in kept], len(faces) - len(kept)
     impostors = impostor_similarities(vectors, labels, deepface_no_pairs(args.data))
     table = fmr_table(impostors)
     distractors = sum(lab.startswith("distractor/") for lab in labels)
