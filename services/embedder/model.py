@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.embedder.openset import FmrCalibration
+from services.embedder.shape import ChipRefiner
 from services.runtime.modelrepo import LoadedModel
 
 
@@ -19,10 +20,17 @@ class EmbeddingModel:
         self.threshold = float(params["threshold"])
         # Similarity → per-comparison false-match rate on dev impostor pairs, for open-set identification.
         self.calibration = FmrCalibration.from_table(params["fmr_table"])
+        # dlib's own alignment found again inside each crop before the network sees it ([refine] in config.toml).
+        self.refiner: ChipRefiner | None = None
+        if model.config.refine is not None:
+            if model.directory is None:
+                raise ValueError(f"{model.config.name}: [refine] needs the model folder for its predictor")
+            self.refiner = ChipRefiner.from_config(model.directory, model.config.refine)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) uint8 RGB crops → (N, dim) L2-normalised float32 embeddings."""
-        raw = self.backend.run({self.input: np.ascontiguousarray(crops, dtype=np.uint8)})[self.output]
+        chips = crops if self.refiner is None else self.refiner(np.asarray(crops, dtype=np.uint8))
+        raw = self.backend.run({self.input: np.ascontiguousarray(chips, dtype=np.uint8)})[self.output]
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         return (raw / np.maximum(norms, 1e-12)).astype(np.float32)
 

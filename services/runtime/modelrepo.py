@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -32,6 +32,23 @@ class CropConfig(BaseModel):
         return [c for point in self.template for c in point]
 
 
+class RefineConfig(BaseModel):
+    """A step between the crop and the network: landmarks found again inside the crop, and the crop warped onto the
+    alignment the network was trained with (dlib_resnet: dlib's 5-point shape predictor and get_face_chip, run by
+    services/embedder/shape.py)."""
+
+    method: Literal["dlib_shape_5"]
+    # The predictor's arrays, a file of the model folder (model-repo/recipes/dlib_shape_export.py writes them).
+    predictor: str
+    # The face box the predictor starts from: its centre x, centre y and side, as fractions of the crop side.
+    box: tuple[float, float, float]
+    # The chip the network takes: its side in pixels and dlib's padding (get_face_chip's `size` and `padding`).
+    chip_size: int = Field(gt=0, le=1024)
+    chip_padding: float = Field(default=0.25, ge=0.0, le=1.0)
+    # A crop whose chip corners would move by more than this fraction of its side is passed on unchanged.
+    max_change: float = Field(default=0.25, gt=0.0, le=1.0)
+
+
 class BatchingConfig(BaseModel):
     max_batch_size: int = Field(default=1, ge=1)
     max_delay_ms: float = Field(default=0.0, ge=0.0)
@@ -44,6 +61,7 @@ class ModelConfig(BaseModel):
     files: dict[str, str]
     labels: list[str] = []
     crop: CropConfig | None = None
+    refine: RefineConfig | None = None
     batching: BatchingConfig = BatchingConfig()
     params: dict[str, Any] = {}
 
@@ -53,6 +71,7 @@ class LoadedModel:
     config: ModelConfig
     backends: dict[str, InferenceBackend]
     card: str
+    directory: Path | None = None  # the model folder, for files that are not networks (RefineConfig.predictor)
 
 
 def read_config(model_dir: Path) -> ModelConfig:
@@ -70,7 +89,7 @@ def load_model(model_repo: Path, name: str, backend: BackendOptions | None = Non
         key: create_backend(options, model_dir / filename, served_name(config.name, key))
         for key, filename in config.files.items()
     }
-    return LoadedModel(config=config, backends=backends, card=card)
+    return LoadedModel(config=config, backends=backends, card=card, directory=model_dir)
 
 
 def served_files(model_repo: Path, models: list[str] | None = None) -> dict[str, Path]:
