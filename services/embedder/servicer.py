@@ -50,8 +50,11 @@ class EmbedderSettings(ServiceSettings):
     redis_timeout_s: float = Field(5.0, description="Deadline of each Redis command, seconds.")
     gallery_ef_runtime: int = Field(
         100,
-        description="HNSW search breadth of identify; Redis's default (10) loses recall as galleries grow "
-        "(bench/results/gallery.json).",
+        ge=1,
+        description="HNSW search breadth (EF_RUNTIME) of identify in collections under 500,000 faces, and the floor "
+        "above: larger collections are searched more broadly (200 from 500,000 faces, 300 from 1,000,000: "
+        "EF_RUNTIME_BY_SIZE in services/embedder/gallery.py) to keep recall@1 ≥ 0.99. Redis's default (10) "
+        "loses recall as galleries grow (docs/performance.md).",
     )
     identify_fpir: float = Field(
         0.0,

@@ -16,6 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from deploy.local.stack import REDIS_PERSISTENCE
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "faceplane"
 GPU_VALUES = CHART / "ci" / "gpu-torchserve-values.yaml"
@@ -290,7 +292,13 @@ def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
 def test_redis_keeps_its_data() -> None:
     docs = render()
     (redis,) = by_kind(docs, "StatefulSet")
-    assert "--appendonly" in redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    flags = dict(zip(container["args"][1::2], container["args"][2::2], strict=True))  # after the config file
+    # the same persistence as `make run`'s Redis, whose restart after a SIGKILL the durability tests check
+    persistence = dict(zip(REDIS_PERSISTENCE[::2], REDIS_PERSISTENCE[1::2], strict=True))
+    assert {flag: flags.get(flag) for flag in persistence} == persistence
+    assert (flags["--appendonly"], flags["--appendfsync"], flags["--dir"]) == ("yes", "everysec", "/data")
+    assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
     assert redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "10Gi"
     external = render(sets=("redis.enabled=false", "redis.externalUrl=redis://redis.example:6379/0"))
     assert not by_kind(external, "StatefulSet")

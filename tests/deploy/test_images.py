@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploy.local.stack import REDIS_PERSISTENCE
 from deploy.tfserving.models import SERVING_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,7 +146,7 @@ def test_compose_runs_every_service_hardened_and_wired() -> None:
         assert any(name.upper() in key and str(value).startswith(f"{name}:") for key, value in gateway_env.items()), (
             name
         )
-    assert "--appendonly" in services["redis"]["command"]
+    assert tuple(services["redis"]["command"]) == REDIS_PERSISTENCE  # the same as `make run`'s and the chart's
     redis_url = services["embedder"]["environment"]["FACEPLANE_EMBEDDER_REDIS_URL"]
     assert redis_url.startswith("redis://:${FACEPLANE_REDIS_PASSWORD") and "@redis:6379/" in redis_url  # a password
     published = [name for name, s in services.items() if s.get("ports")]

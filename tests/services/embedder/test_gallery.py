@@ -284,3 +284,59 @@ def test_a_subject_deleted_mid_enrolment_gets_no_vectors(
         gallery.add_faces(collection, "gina", unit(5, np.random.default_rng(8)))
     assert raced and indexed(client, collection) == 0
     assert not client.exists(keys.faces("gina"))
+
+
+def test_ef_runtime_grows_with_the_collection() -> None:
+    gallery = Gallery(redis.Redis(protocol=2), MODEL, VERSION, DIM)  # never connects
+    ladder = {faces: gallery.ef_for(faces) for faces in (0, 1_000, 100_000, 499_999, 500_000, 999_999, 10**6, 10**7)}
+    assert ladder[0] == ladder[1_000] == ladder[100_000] == ladder[499_999] == gallery.ef_runtime == 100
+    assert [ladder[n] for n in (500_000, 999_999, 10**6, 10**7)] == [200, 200, 300, 300]
+    # the configured EF_RUNTIME is a floor; no steps: always the configured one
+    assert Gallery(redis.Redis(protocol=2), MODEL, VERSION, DIM, ef_runtime=500).ef_for(600_000) == 500
+    assert Gallery(redis.Redis(protocol=2), MODEL, VERSION, DIM, ef_by_size=()).ef_for(10**7) == 100
+
+
+def test_new_collections_get_the_benchmarked_index(gallery: Gallery, client: redis.Redis, collection: str) -> None:
+    gallery.create_subject(collection, "ivy", "Ivy")
+    reply = client.execute_command("FT.INFO", Keys(collection).index)
+    info = dict(zip(reply[::2], reply[1::2], strict=True))
+    [vec] = [a for a in info[b"attributes"] if a[1] == b"vec"]
+    fields = dict(zip(vec[::2], vec[1::2], strict=True))
+    assert (fields[b"algorithm"], fields[b"distance_metric"]) == (b"HNSW", b"COSINE")
+    assert (fields[b"M"], fields[b"ef_construction"]) == (32, 100)
+
+
+def test_identify_searches_as_broadly_as_the_collection_size_wants(
+    client: redis.Redis, collection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EF_RUNTIME follows the face count that comes back with the search: a collection first seen, or grown past a
+    step since the last search, is searched again with the broader EF_RUNTIME; the next search asks right away."""
+    gallery = Gallery(client, MODEL, VERSION, DIM, ef_runtime=20, ef_by_size=((30, 150),))
+    rng = np.random.default_rng(11)
+    faces = unit(40, rng)
+    gallery.create_subject(collection, "many", "Many")
+    gallery.add_faces(collection, "many", faces[:10])
+    sent: list[int] = []
+    original = Gallery._search
+
+    def spy(self: Gallery, target: object, keys: Keys, query: np.ndarray, knn: int, ef: int) -> object:
+        sent.append(ef)
+        return original(self, target, keys, query, knn, ef)
+
+    monkeypatch.setattr(Gallery, "_search", spy)
+    assert gallery.identify(collection, faces[:2], threshold=0.9)[0][0].subject_id == "many"
+    assert sent == [20, 20]  # 10 faces: the configured EF_RUNTIME, one round of searches
+
+    gallery.add_faces(collection, "many", faces[10:])  # 40 faces now, past the step
+    sent.clear()
+    [[match], _] = gallery.identify(collection, faces[:2], threshold=0.9)
+    assert (match.subject_id, round(match.similarity, 4)) == ("many", 1.0)
+    assert sent == [20, 20, 150, 150]  # guessed from the last search (10 faces), then asked again broader
+    sent.clear()
+    gallery.identify(collection, faces[:1])
+    assert sent == [150]  # known now
+
+    fresh = Gallery(client, MODEL, VERSION, DIM, ef_runtime=20, ef_by_size=((30, 150),))  # another replica
+    sent.clear()
+    assert fresh.search(collection, faces[:1], threshold=0.9).faces == 40
+    assert sent == [20, 150]
