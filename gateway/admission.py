@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 
 
@@ -33,7 +34,7 @@ class PixelBudget:
                 await asyncio.wait_for(self._changed.wait_for(lambda: self._fits(client, pixels)), self.wait_s)
             except TimeoutError:
                 raise ApiError(
-                    "too_many_pixels",
+                    ErrorCode.TOO_MANY_PIXELS,
                     f"this client already has {self.in_flight.get(client, 0)} pixels of images in flight "
                     f"(at most {self.budget}); retry when they are answered",
                     headers={"Retry-After": "1"},

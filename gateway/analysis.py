@@ -10,31 +10,23 @@ import grpc
 from faceplane.v1 import common_pb2, detector_pb2
 
 from gateway.clients import Services, to_api_error
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
-from gateway.merge import ANALYSIS_CALLS, detect_json, merge_faces
+from gateway.merge import detect_json, merge_faces
 from gateway.metrics import FEATURE_ERRORS
 from gateway.settings import Settings
+from services.catalogue import BY_NAME, FEATURES, default_features
 
-FEATURE_SERVICE = {
-    "emotion": "emotion",
-    "age": "agegender",
-    "gender": "agegender",
-    "mask": "attributes",
-    "attributes": "attributes",
-    "embedding": "embedder",
-}
-DEFAULT_FEATURES = "emotion,age,gender,mask,attributes"
+DEFAULT_FEATURES = ",".join(default_features())
 
 
 def parse_features(value: str) -> set[str]:
     features = {f.strip() for f in value.split(",") if f.strip()}
-    unknown = features - FEATURE_SERVICE.keys()
+    unknown = features - FEATURES.keys()
     if unknown or not features:
         raise ApiError(
-            "invalid_features",
-            f"unknown features {sorted(unknown)}; choose from {', '.join(FEATURE_SERVICE)}"
-            if unknown
-            else "no features",
+            ErrorCode.INVALID_FEATURES,
+            f"unknown features {sorted(unknown)}; choose from {', '.join(FEATURES)}" if unknown else "no features",
         )
     return features
 
@@ -82,11 +74,11 @@ async def crop_spec_of(services: Services, settings: Settings, name: str) -> com
 
 
 async def _call(services: Services, settings: Settings, name: str, crops: list[common_pb2.FaceCrop]) -> list[Any]:
-    rpc, field, _ = ANALYSIS_CALLS[name]
+    entry = BY_NAME[name]
     service = services.require(name)
     request = common_pb2.CropsRequest(crops=crops)
-    response = await getattr(service.stub, rpc)(request, timeout=settings.analysis_deadline_s)
-    results = list(getattr(response, field))
+    response = await getattr(service.stub, entry.rpc)(request, timeout=settings.analysis_deadline_s)
+    results = list(getattr(response, entry.results))
     if len(results) != len(crops):
         raise ValueError(f"{name} answered {len(results)} results for {len(crops)} faces")
     return results
@@ -97,7 +89,7 @@ async def analyze(
 ) -> dict[str, Any]:
     features_of: dict[str, set[str]] = {}
     for feature in features:
-        features_of.setdefault(FEATURE_SERVICE[feature], set()).add(feature)
+        features_of.setdefault(FEATURES[feature].name, set()).add(feature)
     names = sorted(features_of)
 
     failures: dict[str, str] = {}

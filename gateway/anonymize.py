@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 
 from gateway.analysis import DetectOptions, detect
 from gateway.clients import Services
+from gateway.error_codes import ServiceCode, service_code
 from gateway.errors import ApiError
 from gateway.generation import generated_faces
 from gateway.images import ImageHeader
@@ -95,7 +96,8 @@ async def anonymize(
     services: Services, settings: Settings, data: bytes, header: ImageHeader, method: str, options: DetectOptions
 ) -> Anonymized:
     if method == "generate" and services.get("generator") is None:
-        raise ApiError("generator_not_configured", "the generator service is not deployed; ask for method=blur")
+        message = "the generator service is not deployed; ask for method=blur"
+        raise ApiError(service_code("generator", ServiceCode.NOT_CONFIGURED), message)
     detected = await detect(services, settings, data, options, [])
     boxes = [(f.box.x, f.box.y, f.box.width, f.box.height) for f in detected.faces]
     generated = await generated_faces(services, settings, len(boxes)) if method == "generate" and boxes else []

@@ -14,6 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from fastapi import Request, WebSocket
 
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 from gateway.keys import SLOT_TTL_S, Admission, ApiKey, KeyStore
 
@@ -37,7 +38,7 @@ def check_collection(request: Request, collection: str) -> None:
     """403 unless the request's key may touch `collection` (for collections named outside the path)."""
     key: ApiKey = getattr(request.state, "api_key", ANONYMOUS)
     if not key.may_use(collection):
-        raise ApiError("forbidden", f"this API key may not use the collection '{collection}'")
+        raise ApiError(ErrorCode.FORBIDDEN, f"this API key may not use the collection '{collection}'")
 
 
 async def consult(request: Request | WebSocket, secret: str | None, scope: str, collection: str | None) -> Admission:
@@ -48,28 +49,28 @@ async def consult(request: Request | WebSocket, secret: str | None, scope: str, 
     try:
         return await key_store(request).admit(secret, scope, collection)
     except redis.RedisError as exc:
-        raise ApiError("auth_unavailable", f"the key store cannot be reached: {exc}") from exc
+        raise ApiError(ErrorCode.AUTH_UNAVAILABLE, f"the key store cannot be reached: {exc}") from exc
 
 
 def refusal(admission: Admission, scope: str, collection: str | None) -> ApiError:
     """The 401/403/429 a client sees for a refused admission."""
     key = admission.key
     if admission.refusal == "unauthenticated":
-        return ApiError("unauthenticated", "send an API key: 'Authorization: Bearer <key>' or 'X-API-Key'")
+        return ApiError(ErrorCode.UNAUTHENTICATED, "send an API key: 'Authorization: Bearer <key>' or 'X-API-Key'")
     if admission.refusal == "forbidden_scope":
-        return ApiError("forbidden", f"this API key lacks the '{scope}' scope")
+        return ApiError(ErrorCode.FORBIDDEN, f"this API key lacks the '{scope}' scope")
     if admission.refusal == "forbidden_collection":
-        return ApiError("forbidden", f"this API key may not use the collection '{collection}'")
+        return ApiError(ErrorCode.FORBIDDEN, f"this API key may not use the collection '{collection}'")
     if admission.refusal == "rate_limited" and key is not None:
         return rate_limited(key, admission.wait_s)
     if admission.refusal == "too_many_concurrent" and key is not None:
-        return ApiError("too_many_concurrent", f"this API key already has {key.max_concurrent} requests "
+        return ApiError(ErrorCode.TOO_MANY_CONCURRENT, f"this API key already has {key.max_concurrent} requests "
                         "running", headers={"Retry-After": "1"})  # fmt: skip
-    return ApiError("invalid_api_key", "the API key is unknown or revoked")
+    return ApiError(ErrorCode.INVALID_API_KEY, "the API key is unknown or revoked")
 
 
 def rate_limited(key: ApiKey, wait_s: float) -> ApiError:
-    return ApiError("rate_limited", f"rate limit of {key.rate_per_s:g}/s reached; retry in {wait_s:.1f} s",
+    return ApiError(ErrorCode.RATE_LIMITED, f"rate limit of {key.rate_per_s:g}/s reached; retry in {wait_s:.1f} s",
                     headers={"Retry-After": str(math.ceil(wait_s))})  # fmt: skip
 
 
@@ -92,7 +93,7 @@ async def spend_token(request: Request | WebSocket, key: ApiKey) -> None:
     try:
         wait = await key_store(request).take_token(key)
     except redis.RedisError as exc:
-        raise ApiError("auth_unavailable", f"the key store cannot be reached: {exc}") from exc
+        raise ApiError(ErrorCode.AUTH_UNAVAILABLE, f"the key store cannot be reached: {exc}") from exc
     if wait > 0:
         raise rate_limited(key, wait)
 

@@ -8,33 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from faceplane.v1 import (
-    analysis_pb2_grpc,
-    common_pb2,
-    detector_pb2_grpc,
-    embedder_pb2_grpc,
-    generator_pb2_grpc,
-)
+from faceplane.v1 import common_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.breaker import CircuitBreaker
-from gateway.error_codes import ERROR_CODE_KEY, service_code, status_of
+from gateway.error_codes import ERROR_CODE_KEY, ErrorCode, ServiceCode, service_code, status_of
 from gateway.errors import ApiError
 from gateway.metrics import ClientMetrics
 from gateway.settings import Settings
+from services.catalogue import BY_NAME
 from services.runtime.channels import REPLICA_OPTIONS, ServiceToken
 
 log = logging.getLogger("faceplane.gateway")
 
-
-STUBS: dict[str, tuple[type, str]] = {
-    "detector": (detector_pb2_grpc.DetectorStub, "faceplane.v1.Detector"),
-    "embedder": (embedder_pb2_grpc.EmbedderStub, "faceplane.v1.Embedder"),
-    "emotion": (analysis_pb2_grpc.EmotionStub, "faceplane.v1.Emotion"),
-    "agegender": (analysis_pb2_grpc.AgeGenderStub, "faceplane.v1.AgeGender"),
-    "attributes": (analysis_pb2_grpc.AttributesStub, "faceplane.v1.Attributes"),
-    "generator": (generator_pb2_grpc.GeneratorStub, "faceplane.v1.Generator"),
-}
 
 # What a service depends on, under the health name it reports it by (services/embedder/servicer.py).
 DEPENDENCIES: dict[str, dict[str, str]] = {"embedder": {"gallery": "faceplane.v1.Embedder/gallery"}}
@@ -65,10 +51,10 @@ _MAX_MESSAGE = 64 * 1024 * 1024
 # The client-facing code of the gRPC statuses that mean the client asked for something wrong or absent (a
 # service's own machine code, e.g. model_mismatch, takes its place when it sends one).
 _CODE_OF = {
-    grpc.StatusCode.NOT_FOUND: "not_found",
-    grpc.StatusCode.ALREADY_EXISTS: "already_exists",
-    grpc.StatusCode.FAILED_PRECONDITION: "failed_precondition",
-    grpc.StatusCode.UNIMPLEMENTED: "not_implemented",
+    grpc.StatusCode.NOT_FOUND: ErrorCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: ErrorCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION: ErrorCode.FAILED_PRECONDITION,
+    grpc.StatusCode.UNIMPLEMENTED: ErrorCode.NOT_IMPLEMENTED,
 }
 
 
@@ -115,14 +101,14 @@ class Services:
             ("grpc.max_send_message_length", _MAX_MESSAGE),
         ]
         for name, url in settings.service_urls().items():
-            stub_cls, grpc_name = STUBS[name]
+            entry = BY_NAME[name]
             breaker = CircuitBreaker(name, settings.breaker_failures, settings.breaker_cooldown_s)
             interceptors: list[grpc.aio.ClientInterceptor] = [ClientMetrics(name), breaker]
             if token := settings.service_token.get_secret_value():
                 interceptors.append(ServiceToken(token))  # the services' AUTH_TOKEN (services/runtime/server.py)
             channel = grpc.aio.insecure_channel(url, options=options, interceptors=interceptors)
             self.by_name[name] = Service(
-                name, url, channel, stub_cls(channel), health_pb2_grpc.HealthStub(channel), grpc_name
+                name, url, channel, entry.stub(channel), health_pb2_grpc.HealthStub(channel), entry.grpc_service
             )
 
     def get(self, name: str) -> Service | None:
@@ -131,7 +117,7 @@ class Services:
     def require(self, name: str) -> Service:
         service = self.by_name.get(name)
         if service is None:
-            raise ApiError(service_code(name, "not_configured"), f"the {name} service is not deployed")
+            raise ApiError(service_code(name, ServiceCode.NOT_CONFIGURED), f"the {name} service is not deployed")
         return service
 
     async def close(self) -> None:
@@ -150,23 +136,24 @@ def to_api_error(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
     """What the client sees when a call to `service` failed."""
     code = exc.code()
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return _passed_on(exc, "invalid_argument", "invalid request")
+        return _passed_on(exc, ErrorCode.INVALID_ARGUMENT, "invalid request")
     if code in _CODE_OF:
-        return _passed_on(exc, _CODE_OF[code], _CODE_OF[code])
+        return _passed_on(exc, _CODE_OF[code], _CODE_OF[code].value)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:  # gRPC has cancelled the call, on the service too
         log.warning("service timed out", extra={"service": service, "details": exc.details()})
-        return ApiError(service_code(service, "timeout"), f"the {service} service did not answer in time")
+        return ApiError(service_code(service, ServiceCode.TIMEOUT), f"the {service} service did not answer in time")
     if code == grpc.StatusCode.UNAVAILABLE:
         log.warning("service unavailable", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
-        machine = rpc_error_code(exc) or service_code(service, "unavailable")  # e.g. the embedder's gallery_unavailable
-        if status_of(machine, 0) != 503:
-            machine = service_code(service, "unavailable")
+        unavailable = service_code(service, ServiceCode.UNAVAILABLE)
+        machine = rpc_error_code(exc) or unavailable  # e.g. the embedder's gallery_unavailable
+        if status_of(machine, 0) != ServiceCode.UNAVAILABLE.http_status:
+            machine = unavailable
         return ApiError(machine, f"the {service} service is unavailable ({code.name.lower()}): {exc.details()}")
     log.error("service failed", extra={"service": service, "grpc_code": code.name, "details": exc.details()})
-    return ApiError(service_code(service, "failed"), f"the {service} service failed ({code.name.lower()})")
+    return ApiError(service_code(service, ServiceCode.FAILED), f"the {service} service failed ({code.name.lower()})")
 
 
-def _passed_on(exc: grpc.aio.AioRpcError, default: str, message: str) -> ApiError:
+def _passed_on(exc: grpc.aio.AioRpcError, default: ErrorCode, message: str) -> ApiError:
     """The service's own machine code where the registry knows it, else the gRPC status's default code."""
     machine = rpc_error_code(exc)
     if machine is None or status_of(machine, 0) == 0:

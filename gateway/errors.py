@@ -13,13 +13,14 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount
 
 from gateway.disconnects import CLIENT_CLOSED, log_disconnect
-from gateway.error_codes import status_of
+from gateway.error_codes import ErrorCode, status_of
 
 log = logging.getLogger("faceplane.gateway")
 
 
 class ApiError(Exception):
-    """A failure the client sees; its HTTP status comes from the code's entry in gateway/error_codes.py."""
+    """A failure the client sees; its HTTP status comes from the code's entry in the registry (an `ErrorCode`, or a
+    service's code passed on as it came)."""
 
     def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -37,8 +38,13 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
-assert all(status_of(code) == status for status, code in _HTTP_CODES.items())
+_HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+assert all(code.http_status == status for status, code in _HTTP_CODES.items())
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -74,9 +80,9 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         if first.get("type") == "json_invalid":
             why = first.get("ctx", {}).get("error", "malformed")
-            return error_response(400, "invalid_json", f"the body is not valid JSON: {why}")
+            return error_response(400, ErrorCode.INVALID_JSON, f"the body is not valid JSON: {why}")
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid value')}")
+        return error_response(422, ErrorCode.INVALID_REQUEST, f"{where}: {first.get('msg', 'invalid value')}")
 
     @app.exception_handler(ClientDisconnect)
     async def disconnected(request: Request, _: ClientDisconnect) -> Response:
@@ -91,17 +97,17 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(cause, ClientDisconnect):
             return client_closed(request)
         if exc.status_code == 400 and isinstance(cause, ValueError):  # e.g. an integer over Python's 4,300 digits
-            return error_response(400, "invalid_json", f"the body is not valid JSON: {cause}")
+            return error_response(400, ErrorCode.INVALID_JSON, f"the body is not valid JSON: {cause}")
         if isinstance(cause, BodyTooLarge):
             raise cause  # BodySizeLimit answers it with 413
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
         return error_response(
-            exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), headers or None
+            exc.status_code, _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR), str(exc.detail), headers or None
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "the server failed to handle the request")
+        return error_response(500, ErrorCode.INTERNAL_ERROR, "the server failed to handle the request")

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.error_codes import status_of
+from gateway.error_codes import ErrorCode
 from gateway.errors import error_response
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -58,13 +58,15 @@ class HostOriginCheck:
         host_header = headers.get("host", "")
         host = hostname(host_header)
         if host is None or not (self.any_host or host in self.names):
-            await self._refuse(scope, receive, send, "invalid_host", f"this gateway does not serve {host_header!r}")
+            await self._refuse(
+                scope, receive, send, ErrorCode.INVALID_HOST, f"this gateway does not serve {host_header!r}"
+            )
             return
         origin = headers.get("origin")
         checked = scope["type"] == "websocket" or scope["method"] not in SAFE_METHODS
         if checked and origin is not None and not self._same_site(origin, host_header):
             message = f"requests from web pages of {origin!r} may not write here or open the video stream"
-            await self._refuse(scope, receive, send, "cross_origin", message)
+            await self._refuse(scope, receive, send, ErrorCode.CROSS_ORIGIN, message)
             return
         await self.app(scope, receive, send)
 
@@ -77,10 +79,10 @@ class HostOriginCheck:
         name = hostname(parts.netloc)
         return name is not None and name in self.names
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, code: str, message: str) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, code: ErrorCode, message: str) -> None:
         if scope["type"] == "websocket":
             # Closing before accepting answers the handshake with 403: a browser shows no body on a websocket.
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008, "reason": code})
+            await send({"type": "websocket.close", "code": 1008, "reason": code.value})
             return
-        await error_response(status_of(code), code, message)(scope, receive, send)
+        await error_response(code.http_status, code, message)(scope, receive, send)

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect
 
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 from gateway.limits import BodyTooLarge
 
@@ -45,7 +46,7 @@ async def _form(request: Request) -> FormData:
     except (BodyTooLarge, ClientDisconnect):
         raise
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
-        raise ApiError("invalid_multipart", f"the multipart body could not be parsed: {exc}") from exc
+        raise ApiError(ErrorCode.INVALID_MULTIPART, f"the multipart body could not be parsed: {exc}") from exc
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -57,7 +58,7 @@ async def _json(request: Request) -> dict[str, Any]:
         payload = json.loads(await request.body())
     # ValueError: malformed JSON, bytes that are not UTF-8, an integer over Python's 4,300-digit limit.
     except (ValueError, RecursionError) as exc:
-        raise ApiError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+        raise ApiError(ErrorCode.INVALID_JSON, f"the body is not valid JSON: {exc}") from exc
     request.state.json_object = payload if isinstance(payload, dict) else {}
     return request.state.json_object
 
@@ -78,15 +79,17 @@ async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int)
         names = " and ".join(f'"{f}"' for f in fields)
         raw = ", or as a raw image/* body" if len(fields) == 1 else ""
         raise ApiError(
-            "unsupported_media_type",
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             f"send {names} as multipart/form-data file fields or as base64 strings in a JSON object{raw}",
         )
     for field, data in zip(fields, images, strict=True):
         where = "the image" if len(fields) == 1 else f"'{field}'"
         if not data:
-            raise ApiError("empty_image", f"{where} is empty")
+            raise ApiError(ErrorCode.EMPTY_IMAGE, f"{where} is empty")
         if len(data) > max_bytes:
-            raise ApiError("image_too_large", f"{where} is {len(data)} bytes, more than the limit of {max_bytes}")
+            raise ApiError(
+                ErrorCode.IMAGE_TOO_LARGE, f"{where} is {len(data)} bytes, more than the limit of {max_bytes}"
+            )
     return images
 
 
@@ -105,7 +108,7 @@ async def read_text_fields(request: Request, names: tuple[str, ...], pattern: st
     out = {name: value for name, value in values.items() if value is not None}
     for name, value in out.items():
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
-            raise ApiError("invalid_request", f"the field '{name}' must be a string matching {pattern}")
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"the field '{name}' must be a string matching {pattern}")
     return out
 
 
@@ -117,16 +120,18 @@ async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
 async def _file(form: FormData, name: str) -> bytes:
     field = form.get(name)
     if field is None:
-        raise ApiError("missing_image", f"the multipart body has no field named '{name}'")
+        raise ApiError(ErrorCode.MISSING_IMAGE, f"the multipart body has no field named '{name}'")
     if not isinstance(field, UploadFile):
-        raise ApiError("missing_image", f"the field '{name}' must be a file upload")
+        raise ApiError(ErrorCode.MISSING_IMAGE, f"the field '{name}' must be a file upload")
     return await field.read()
 
 
 def _base64(payload: dict[str, Any], name: str) -> bytes:
     value = payload.get(name)
     if not isinstance(value, str):
-        raise ApiError("missing_image", f"the JSON body needs a string field '{name}' holding base64 image data")
+        raise ApiError(
+            ErrorCode.MISSING_IMAGE, f"the JSON body needs a string field '{name}' holding base64 image data"
+        )
     if value.startswith("data:") and "," in value:  # a data URL, as browsers produce
         value = value.split(",", 1)[1]
     try:
@@ -144,12 +149,12 @@ def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
             fmt = img.format or ""
             width, height = img.size
             if fmt not in SUPPORTED_FORMATS:
-                raise ApiError("unsupported_image", f"{fmt or 'this'} images are not supported")
+                raise ApiError(ErrorCode.UNSUPPORTED_IMAGE, f"{fmt or 'this'} images are not supported")
             if width < 1 or height < 1:
-                raise ApiError("invalid_image", f"the image has no pixels ({width}×{height})")
+                raise ApiError(ErrorCode.INVALID_IMAGE, f"the image has no pixels ({width}×{height})")
             if width * height > max_pixels:
                 raise ApiError(
-                    "image_too_large",
+                    ErrorCode.IMAGE_TOO_LARGE,
                     f"the image has {width * height} pixels, more than the limit of {max_pixels}",
                 )
             # Only where EXIF sits in the header: PIL's PNG getexif() decodes the whole image to look for it.
@@ -157,9 +162,9 @@ def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
     except ApiError:
         raise
     except UnidentifiedImageError as exc:
-        raise ApiError("unsupported_image", "the data is not an image in a supported format") from exc
+        raise ApiError(ErrorCode.UNSUPPORTED_IMAGE, "the data is not an image in a supported format") from exc
     except Exception as exc:  # a corrupt header can raise from deep inside PIL's plugins
-        raise ApiError("corrupt_image", f"the image header could not be read: {exc}") from exc
+        raise ApiError(ErrorCode.CORRUPT_IMAGE, f"the image header could not be read: {exc}") from exc
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return ImageHeader(fmt, width, height)

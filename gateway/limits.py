@@ -6,6 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.error_codes import ErrorCode
 from gateway.errors import error_body
 
 
@@ -51,7 +52,7 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
-            error_body("payload_too_large", f"the request body is larger than {self.max_body_bytes} bytes")
+            error_body(ErrorCode.PAYLOAD_TOO_LARGE, f"the request body is larger than {self.max_body_bytes} bytes")
         ).encode()
         await send(
             {

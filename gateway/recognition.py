@@ -10,6 +10,7 @@ from faceplane.v1 import detector_pb2, embedder_pb2
 
 from gateway.analysis import DetectOptions, crop_spec_of, detect
 from gateway.clients import Services, to_api_error
+from gateway.error_codes import ErrorCode, ServiceCode, service_code
 from gateway.errors import ApiError
 from gateway.merge import box_json, face_json
 from gateway.settings import Settings
@@ -37,7 +38,7 @@ async def _faces(
     try:
         spec = await crop_spec_of(services, settings, "embedder")
     except LookupError as exc:
-        raise ApiError("embedder_unavailable", str(exc)) from exc
+        raise ApiError(service_code("embedder", ServiceCode.UNAVAILABLE), str(exc)) from exc
     return await detect(services, settings, data, options, [spec])
 
 
@@ -69,7 +70,7 @@ class Gallery:
     async def delete_subject(self, collection: str, subject_id: str) -> None:
         ref = embedder_pb2.SubjectRef(collection=collection, subject_id=subject_id)
         if not (await _call(self.stub.DeleteSubject(ref, timeout=self.timeout))).deleted:
-            raise ApiError("not_found", f"no subject {subject_id!r} in collection {collection!r}")
+            raise ApiError(ErrorCode.NOT_FOUND, f"no subject {subject_id!r} in collection {collection!r}")
 
     async def enrol(
         self, collection: str, subject_id: str, data: bytes, skip_detection: bool, allow_multiple: bool
@@ -78,10 +79,10 @@ class Gallery:
         options = DetectOptions(max_faces=1 if allow_multiple else 2, skip_detection=skip_detection)
         detected = await _faces(self.services, self.settings, data, options)
         if not detected.faces:
-            raise ApiError("no_face", "no face was found in the image")
+            raise ApiError(ErrorCode.NO_FACE, "no face was found in the image")
         if len(detected.faces) > 1 and not allow_multiple:
             raise ApiError(
-                "multiple_faces",
+                ErrorCode.MULTIPLE_FACES,
                 "more than one face in the image; send one, or allow_multiple=true for the largest",
             )
         face = detected.faces[0]  # the detector answers largest first
@@ -92,7 +93,7 @@ class Gallery:
     async def delete_face(self, collection: str, subject_id: str, face_id: str) -> None:
         request = embedder_pb2.DeleteFaceRequest(collection=collection, subject_id=subject_id, face_id=face_id)
         if not (await _call(self.stub.DeleteFace(request, timeout=self.timeout))).deleted:
-            raise ApiError("not_found", f"no face {face_id!r} of subject {subject_id!r} in {collection!r}")
+            raise ApiError(ErrorCode.NOT_FOUND, f"no face {face_id!r} of subject {subject_id!r} in {collection!r}")
 
     async def identify(
         self, collection: str, data: bytes, options: DetectOptions, top_k: int, threshold: float | None

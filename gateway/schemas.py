@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from services.catalogue import SERVICES
 
 
 class Box(BaseModel):
@@ -38,28 +40,17 @@ class DetectResponse(BaseModel):
     faces: list[Face]
 
 
-class Emotion(BaseModel):
-    label: str
-    scores: dict[str, float]
-
-
-class Age(BaseModel):
-    value: float
-
-
-class Label(BaseModel):
-    label: str
-    score: float
-
-
-class AnalyzedFace(Face):
-    emotion: Emotion | None = None
-    age: Age | None = None
-    gender: Label | None = None
-    mask: Label | None = None
-    attributes: dict[str, float] | None = None
-    embedding: list[float] | None = None
-    errors: dict[str, str] | None = Field(default=None, description="feature -> why it is missing for this face")
+# A face with each catalogue feature (services/catalogue.py) as an optional field of its own shape.
+AnalyzedFace = create_model(
+    "AnalyzedFace",
+    __base__=Face,
+    **{
+        f.name: (f.schema | None, Field(default=None, description=f.description))
+        for service in SERVICES
+        for f in service.features
+    },
+    errors=(dict[str, str] | None, Field(default=None, description="feature -> why it is missing for this face")),
+)
 
 
 class AnalyzeResponse(BaseModel):

@@ -5,12 +5,16 @@ Each field's description is its documentation: docs/configuration.md is written 
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.catalogue import BY_NAME
+
+DEFAULT_DETECTOR = "127.0.0.1:50051"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FACEPLANE_GATEWAY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FACEPLANE_GATEWAY_", env_nested_delimiter="__", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8080, description="HTTP port.")
@@ -21,17 +25,12 @@ class Settings(BaseSettings):
         "takes any `Host` (the chart and compose: the Ingress or the operator decides). Either way a write or a "
         "video stream whose `Origin` is neither the request's own host nor listed here gets 403 `cross_origin`.",
     )
-    detector_url: str = Field(
-        "127.0.0.1:50051", description="host:port of the detector service (every image route needs it)."
-    )
-    embedder_url: str = Field(
-        "", description="host:port of the embedder (embeddings, verify, galleries); empty: not deployed."
-    )
-    emotion_url: str = Field("", description="host:port of the emotion service; empty: not deployed.")
-    agegender_url: str = Field("", description="host:port of the age/gender service; empty: not deployed.")
-    attributes_url: str = Field("", description="host:port of the attributes + mask service; empty: not deployed.")
-    generator_url: str = Field(
-        "", description="host:port of the generator (generate, anonymize `method=generate`); empty: not deployed."
+    services: dict[str, str] = Field(
+        {"detector": DEFAULT_DETECTOR},
+        description="host:port of each deployed service, by its name in the service catalogue "
+        f"({', '.join(BY_NAME)}; services/catalogue.py), one variable each: `FACEPLANE_GATEWAY_SERVICES__EMOTION"
+        "=host:port` (or all as one JSON object in `FACEPLANE_GATEWAY_SERVICES`). A service not named is not "
+        f"deployed; the detector, which every image route needs, defaults to {DEFAULT_DETECTOR}.",
     )
     required_services: list[str] = Field(
         ["detector"],
@@ -95,13 +94,14 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Python log level.")
     log_json: bool = Field(True, description="Log JSON lines (false: plain text).")
 
+    @field_validator("services")
+    @classmethod
+    def _catalogued(cls, urls: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(urls) - BY_NAME.keys())
+        if unknown:
+            raise ValueError(f"no service {unknown} in the catalogue; known: {', '.join(BY_NAME)}")
+        return {"detector": DEFAULT_DETECTOR, **urls}
+
     def service_urls(self) -> dict[str, str]:
-        urls = {
-            "detector": self.detector_url,
-            "embedder": self.embedder_url,
-            "emotion": self.emotion_url,
-            "agegender": self.agegender_url,
-            "attributes": self.attributes_url,
-            "generator": self.generator_url,
-        }
-        return {name: url for name, url in urls.items() if url}
+        """The deployed services' URLs (an empty URL: not deployed)."""
+        return {name: url for name, url in self.services.items() if url}

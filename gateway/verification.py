@@ -10,6 +10,7 @@ from faceplane.v1 import embedder_pb2
 
 from gateway.analysis import DetectOptions, crop_spec_of, detect
 from gateway.clients import Services, to_api_error
+from gateway.error_codes import ErrorCode, ServiceCode, service_code
 from gateway.errors import ApiError
 from gateway.merge import face_json
 from gateway.settings import Settings
@@ -27,12 +28,12 @@ async def verify(
     try:
         spec = await crop_spec_of(services, settings, "embedder")
     except LookupError as exc:
-        raise ApiError("embedder_unavailable", str(exc)) from exc
+        raise ApiError(service_code("embedder", ServiceCode.UNAVAILABLE), str(exc)) from exc
     options = DetectOptions(max_faces=1, skip_detection=skip_detection)
     detected = await asyncio.gather(*(detect(services, settings, data, options, [spec]) for data in images.values()))
     for name, result in zip(images, detected, strict=True):
         if not result.faces:
-            raise ApiError("no_face", f"no face was found in '{name}'")
+            raise ApiError(ErrorCode.NO_FACE, f"no face was found in '{name}'")
     faces = [result.faces[0] for result in detected]
     request = embedder_pb2.VerifyRequest(face=faces[0].crops[0])
     if subject is None:

@@ -1,4 +1,10 @@
-"""Real servers on free ports, started once per test session: every service and the gateway, over gRPC."""
+"""Real servers on free ports, started once per test session: every service and the gateway, over gRPC.
+
+`pytest --fast` (`make test-fast`) is the fast tier: `api` is then the gateway built in this process by create_app
+(FastAPI's TestClient) over every catalogue service started in this process on real grpc.aio servers
+(tests/inprocess.py), and the tests that need processes of their own (the `stack`, other gateways, a browser,
+model servers: tests/deploy, or marked slow) are left out.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,37 @@ import httpx
 import pytest
 
 from deploy.local.stack import Stack, available_services, free_port, spawn, stop, wait_http_ok
+from tests.inprocess import InProcessServices, catalogue_names, gateway_client, redis_server
+
+# The session gateway's limits, in both tiers (some tests send images between these and the defaults).
+GATEWAY_LIMITS = {"max_upload_bytes": 4 * 1024 * 1024, "max_pixels": 30_000_000}
+# Fixtures that start processes of their own: a test needing one is not in the fast tier.
+PROCESS_FIXTURES = {"stack", "degraded_api", "secure_api", "browser"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true", help="the fast tier: in-process services and gateway")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast"):
+        return
+    slow = [
+        item
+        for item in items
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or item.get_closest_marker("slow")
+        or item.get_closest_marker("process")
+        or "tests/deploy/" in item.nodeid
+    ]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
+
+
+@pytest.fixture(scope="session")
+def fast(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--fast"))
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         data_dir=tmp_path_factory.mktemp("redis"),
         services=services,
     )
-    stack.extra_env = {
-        "FACEPLANE_GATEWAY_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
-        "FACEPLANE_GATEWAY_MAX_PIXELS": str(30_000_000),
-    }
+    stack.extra_env = {f"FACEPLANE_GATEWAY_{k.upper()}": str(v) for k, v in GATEWAY_LIMITS.items()}
     stack.start()
     yield stack
     stack.stop()
@@ -35,7 +69,24 @@ def _client(port: int) -> httpx.Client:
 
 
 @pytest.fixture(scope="session")
-def api(stack: Stack) -> Iterator[httpx.Client]:
+def inprocess(fast: bool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str]]:
+    """The fast tier's services: (name → host:port, the Redis URL)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as redis_url:
+        services = InProcessServices(catalogue_names(), redis_url)
+        try:
+            yield services.start(), redis_url
+        finally:
+            services.stop()
+
+
+@pytest.fixture(scope="session")
+def api(request: pytest.FixtureRequest, fast: bool) -> Iterator[httpx.Client]:
+    if fast:
+        urls, redis_url = request.getfixturevalue("inprocess")
+        with gateway_client(urls, redis_url, **GATEWAY_LIMITS) as client:
+            yield client
+        return
+    stack: Stack = request.getfixturevalue("stack")
     with _client(stack.ports["gateway"]) as client:
         yield client
 
@@ -48,9 +99,9 @@ def degraded_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {
         "FACEPLANE_GATEWAY_PORT": str(port),
         "FACEPLANE_GATEWAY_AUTH": "false",
-        "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{stack.ports['detector']}",
-        "FACEPLANE_GATEWAY_EMOTION_URL": f"127.0.0.1:{free_port()}",
-        "FACEPLANE_GATEWAY_AGEGENDER_URL": f"127.0.0.1:{free_port()}",
+        "FACEPLANE_GATEWAY_SERVICES__DETECTOR": f"127.0.0.1:{stack.ports['detector']}",
+        "FACEPLANE_GATEWAY_SERVICES__EMOTION": f"127.0.0.1:{free_port()}",
+        "FACEPLANE_GATEWAY_SERVICES__AGEGENDER": f"127.0.0.1:{free_port()}",
         "FACEPLANE_GATEWAY_ANALYSIS_DEADLINE_S": "2",
     }
     proc = spawn([sys.executable, "-m", "gateway"], env, tmp_path_factory.mktemp("degraded") / "gateway.log")
@@ -63,5 +114,7 @@ def degraded_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture(scope="session")
-def detector_address(stack: Stack) -> str:
-    return f"127.0.0.1:{stack.ports['detector']}"
+def detector_address(request: pytest.FixtureRequest, fast: bool) -> str:
+    if fast:
+        return request.getfixturevalue("inprocess")[0]["detector"]
+    return f"127.0.0.1:{request.getfixturevalue('stack').ports['detector']}"

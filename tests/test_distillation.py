@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnxruntime as ort
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model-repo" / "recipes"))
-
-from train_mask import REPO, TEMPERATURE, Teacher, distillation_loss
+from recipes.train_mask import REPO, TEMPERATURE, Teacher, distillation_loss
 
 TEACHER = REPO / "model-repo" / "mask_faceplane_single" / "model.onnx"
 

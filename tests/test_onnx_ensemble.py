@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model-repo" / "recipes"))
-
-from onnx_ensemble import mean_of, member_of
+from recipes.onnx_ensemble import mean_of, member_of
 
 
 def member(path: Path, weights: np.ndarray) -> Path:

@@ -33,20 +33,12 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.local.supervisor import Supervisor
+from services import catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Services in start order; those without a package (services/<name>/__main__.py) are skipped.
-SERVICES = ["detector", "embedder", "emotion", "agegender", "attributes", "generator"]
-DEFAULT_PORTS = {
-    "gateway": 8080,
-    "redis": 6379,
-    "detector": 50051,
-    "embedder": 50052,
-    "emotion": 50053,
-    "agegender": 50054,
-    "attributes": 50055,
-    "generator": 50056,
-}
+# Services in start order (the catalogue's); those without a package (services/<name>/__main__.py) are skipped.
+SERVICES = [service.name for service in catalogue.SERVICES]
+DEFAULT_PORTS = {"gateway": 8080, "redis": 6379, **{service.name: service.port for service in catalogue.SERVICES}}
 METRICS_PORT_BASE = 9100
 ALERTS = REPO_ROOT / "deploy" / "helm" / "faceplane" / "files" / "alerts.yml"
 
@@ -304,7 +296,7 @@ class Stack:
             self._spawn(instance, [sys.executable, "-m", f"services.{name}"], env)
 
     def start_gateway(self) -> None:
-        env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": self.grpc_target(s) for s in self.services}
+        env = {f"FACEPLANE_GATEWAY_SERVICES__{s.upper()}": self.grpc_target(s) for s in self.services}
         # On loopback, for one developer: no API keys (extra_env may turn them on); the audit log still runs.
         env["FACEPLANE_GATEWAY_AUTH"] = "false"
         if "redis" in self.ports:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gateway.analysis import DetectOptions, analyze, parse_features
 from gateway.auth import admit, hold, release, secret_of, spend_token
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError, error_body
 from gateway.images import inspect_header
 from gateway.keys import Admission
@@ -111,9 +112,9 @@ async def answer(
     settings = ws.app.state.settings
     try:
         if data is None:
-            raise ApiError("invalid_frame", "frames are binary messages holding a JPEG or PNG image, not text")
+            raise ApiError(ErrorCode.INVALID_FRAME, "frames are binary messages holding a JPEG or PNG image, not text")
         if len(data) > MAX_FRAME_BYTES:
-            raise ApiError("image_too_large", f"a frame is at most {MAX_FRAME_BYTES} bytes")
+            raise ApiError(ErrorCode.IMAGE_TOO_LARGE, f"a frame is at most {MAX_FRAME_BYTES} bytes")
         inspect_header(data, settings.max_pixels)
         if admission and admission.key:
             await spend_token(ws, admission.key)

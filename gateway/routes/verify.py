@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from gateway.auth import check_collection
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 from gateway.images import read_text_fields
 from gateway.routes.collections import ID
@@ -38,7 +39,7 @@ async def verify_route(
     collection = collection or fields.get("collection")
     subject_id = subject_id or fields.get("subject_id")
     if (collection is None) != (subject_id is None):
-        raise ApiError("invalid_request", "give both collection and subject_id, or neither (and image2)")
+        raise ApiError(ErrorCode.INVALID_REQUEST, "give both collection and subject_id, or neither (and image2)")
     subject = (collection, subject_id) if collection is not None and subject_id is not None else None
     if subject:
         check_collection(request, subject[0])

@@ -1,7 +1,7 @@
 """Calibrates the embedder's similarity to a per-comparison false-match rate (FMR), for open-set identification.
 
-    .venv/bin/python model-repo/recipes/calibrate_identification.py --data ../shared/datasets
-    .venv/bin/python model-repo/recipes/calibrate_identification.py --data ../shared/datasets --json out.json
+    .venv/bin/python -m recipes.calibrate_identification --data ../shared/datasets
+    .venv/bin/python -m recipes.calibrate_identification --data ../shared/datasets --json out.json
 
 Faces go through our own pipeline in-process, as the services run it: the configured detector (largest face), the
 embedder model's crop, the embedding model. Impostor pairs (two different people) are:

@@ -7,10 +7,10 @@ per face). Candidates: our YuNet and MTCNN (ONNX, the service's own code paths, 
 settings — YuNet's other network (yunet_s, read from --weights) too — and, when `dlib` imports, dlib's HOG
 frontal-face detector.
 
-    python model-repo/recipes/detector_eval.py --data ../shared/datasets [--candidates NAME ...] [--json out.json]
-    python model-repo/recipes/detector_eval.py --list                 # the candidates' names
-    python model-repo/recipes/detector_eval.py --masked [--detector yunet]   # masked faces vs false faces
-    python model-repo/recipes/detector_eval.py --landmark-offsets     # YuNet's points onto MTCNN's conventions
+    python -m recipes.detector_eval --data ../shared/datasets [--candidates NAME ...] [--json out.json]
+    python -m recipes.detector_eval --list                 # the candidates' names
+    python -m recipes.detector_eval --masked [--detector yunet]   # masked faces vs false faces
+    python -m recipes.detector_eval --landmark-offsets     # YuNet's points onto MTCNN's conventions
 
 `--masked` measures a detector (MTCNN unless told) on the training parts of the mask sets (every second masked
 photo) and on face-free pictures (scikit-image's samples and the WIDER quarters that hold no labelled face), with
@@ -240,7 +240,8 @@ def face_free_pictures(samples: list[Sample]) -> list[np.ndarray]:
 def masked_photos(data_dir: Path, source: str) -> list[np.ndarray]:
     """Every second masked photo of a mask set's training part (the mask recipe's test split left out)."""
     from PIL import ImageOps
-    from splits import mask_is_augmented_copy, mask_is_test
+
+    from recipes.splits import mask_is_augmented_copy, mask_is_test
 
     folder = data_dir / "mask" / source / "with_mask"
     names = sorted(p.name for p in folder.iterdir())
@@ -278,8 +279,7 @@ def landmark_offsets(data_dir: Path, count: int = 1500) -> np.ndarray:
     """MTCNN's five points minus YuNet's (without its configured offsets) in each face's frame, in eye distances
     (services.detector.yunet.shift_landmarks), averaged over CelebA's first `count` faces where each finds one face:
     images of the attribute model's training part (splits.CELEBA_TRAIN_LAST_ID), never of an evaluation."""
-    from splits import CELEBA_TRAIN_LAST_ID
-
+    from recipes.splits import CELEBA_TRAIN_LAST_ID
     from services.detector.model import MtcnnDetector
     from services.runtime.modelrepo import load_model
 

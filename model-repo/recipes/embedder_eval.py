@@ -1,10 +1,10 @@
 """Face verification accuracy of an embedder, and how our pipeline compares with dlib's own.
 
-    python model-repo/recipes/embedder_eval.py --data ../shared/datasets            # detector + crop + model
-    python model-repo/recipes/embedder_eval.py --no-refine                          # without the model's [refine]
-    python model-repo/recipes/embedder_eval.py --fallback whole                     # undetected face: whole image
-    python model-repo/recipes/embedder_eval.py --dlib-models DIR --reference        # + dlib's own pipeline
-    python model-repo/recipes/embedder_eval.py --dlib-models DIR --refine-box ../shared/datasets/celeba/images
+    python -m recipes.embedder_eval --data ../shared/datasets            # detector + crop + model
+    python -m recipes.embedder_eval --no-refine                          # without the model's [refine]
+    python -m recipes.embedder_eval --fallback whole                     # undetected face: whole image
+    python -m recipes.embedder_eval --dlib-models DIR --reference        # + dlib's own pipeline
+    python -m recipes.embedder_eval --dlib-models DIR --refine-box ../shared/datasets/celeba/images
 
 Pair lists (under <data>/verification):
 - deepface_unit_dataset: the 299 pairs of master.csv (Yes/No);
@@ -30,7 +30,6 @@ import csv
 import dataclasses
 import itertools
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -40,13 +39,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from services.detector.align import align_face, resize_whole, similarity_transform
+from services.detector.detectors import configured_detector, create_detector
+from services.embedder.model import EmbeddingModel
+from services.runtime.modelrepo import LoadedModel, load_model
 
-from services.detector.align import align_face, resize_whole, similarity_transform  # noqa: E402
-from services.detector.detectors import configured_detector, create_detector  # noqa: E402
-from services.embedder.model import EmbeddingModel  # noqa: E402
-from services.runtime.modelrepo import LoadedModel, load_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 Pair = tuple[Path, Path, bool]
 EmbedFn = Callable[[Path], "np.ndarray | None"]

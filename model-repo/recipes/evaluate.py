@@ -1,6 +1,6 @@
 """`make eval`: every model through the service path on the developer data, written to model-repo/EVAL.md.
 
-    make eval [DATA=../shared/datasets] [EVAL_LIMIT=200] [DLIB_MODELS=dir]   (evaluate.py --help)
+    make eval [DATA=../shared/datasets] [EVAL_LIMIT=200] [DLIB_MODELS=dir]   (`python -m recipes.evaluate --help`)
 
 The real services are started on free ports and spoken to over gRPC exactly as the gateway does: the image's
 bytes go to the detector with the crop spec the analysis service asked for, the largest face's crop goes to the
@@ -22,7 +22,6 @@ import io
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,18 +34,24 @@ import numpy as np
 from faceplane.v1 import analysis_pb2_grpc, common_pb2, detector_pb2, detector_pb2_grpc, embedder_pb2, embedder_pb2_grpc
 from PIL import Image
 
-RECIPES = Path(__file__).resolve().parent
-REPO = RECIPES.parents[1]
-sys.path.insert(0, str(RECIPES))
+from deploy.local.stack import Stack, free_port
+from recipes.detector_eval import evaluate as detector_recall
+from recipes.detector_eval import load_wider
+from recipes.embedder_eval import (
+    IMAGE_SUFFIXES,
+    SHAPE_5,
+    DlibPipeline,
+    best_threshold,
+    load_pairs,
+    network,
+    rates,
+    similarity,
+)
+from recipes.splits import CELEBA_TRAIN_LAST_ID, UTKFACE_TEST_PERCENT, mask_is_test, utkface_is_test
+from services.embedder.model import EmbeddingModel
+from services.runtime.modelrepo import load_model, read_config
 
-from detector_eval import evaluate as detector_recall  # noqa: E402
-from detector_eval import load_wider  # noqa: E402
-from embedder_eval import IMAGE_SUFFIXES, SHAPE_5, DlibPipeline, best_threshold, load_pairs, network, rates, similarity  # noqa: E402  # noqa: E402
-from splits import CELEBA_TRAIN_LAST_ID, UTKFACE_TEST_PERCENT, mask_is_test, utkface_is_test  # noqa: E402
-
-from deploy.local.stack import Stack, free_port  # noqa: E402
-from services.embedder.model import EmbeddingModel  # noqa: E402
-from services.runtime.modelrepo import load_model, read_config  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 ATTRIBUTES = ["smiling", "eyeglasses", "wearing_hat", "bangs", "mustache", "no_beard", "blond_hair", "black_hair",
@@ -131,9 +136,9 @@ def eval_emotion(path: ServicePath, data_dir: Path, limit: int | None) -> dict[s
     def accuracy(answers: list[Any]) -> float:
         return float(np.mean([a.label == t for a, t in zip(answers, truth, strict=True)]))
 
-    cropped, _ = path.run("emotion", "Classify", [encode_png(np.asarray(f)) for f in faces], skip_detection=True)
+    cropped, _ = path.run("emotion", "Analyze", [encode_png(np.asarray(f)) for f in faces], skip_detection=True)
     upscaled = [encode_png(np.asarray(f.resize((192, 192), Image.BICUBIC))) for f in faces]
-    detected, found = path.run("emotion", "Classify", upscaled)
+    detected, found = path.run("emotion", "Analyze", upscaled)
     return {"images": len(idx), "accuracy_precropped": accuracy(cropped), "accuracy_detected": accuracy(detected),
             "face_found": found}  # fmt: skip
 
@@ -143,7 +148,7 @@ def eval_agegender(path: ServicePath, data_dir: Path, limit: int | None) -> dict
     rows = [line.split(",") for line in (root / "labels.csv").read_text().splitlines()[1:]]
     rows = limited([r for r in rows if utkface_is_test(r[0])], limit)
     images = [(root / "images" / r[0] if (root / "images").exists() else root / r[0]).read_bytes() for r in rows]
-    answers, found = path.run("agegender", "Predict", images)
+    answers, found = path.run("agegender", "Analyze", images)
     ages = np.array([float(r[1]) for r in rows])
     genders = ["female" if r[2].strip() == "1" else "male" for r in rows]
     return {
@@ -162,7 +167,7 @@ def eval_mask(path: ServicePath, data_dir: Path, limit: int | None) -> dict[str,
                  for p in sorted((data_dir / "mask" / source / folder).iterdir())
                  if p.is_file() and mask_is_test(source, p.name)]  # fmt: skip
         files = limited(files, limit)
-        answers, found = path.run("attributes", "Predict", [p.read_bytes() for p, _ in files])
+        answers, found = path.run("attributes", "Analyze", [p.read_bytes() for p, _ in files])
         right = [a.mask == label for a, (_, label) in zip(answers, files, strict=True)]
         masked = [ok for ok, (_, label) in zip(right, files, strict=True) if label == "mask"]
         out[source] = {"images": len(files), "face_found": found, "accuracy": float(np.mean(right)),
@@ -176,7 +181,7 @@ def eval_attributes(path: ServicePath, data_dir: Path, limit: int | None) -> dic
     rows = [line.split() for line in lines[2:] if int(line.split()[0].split(".")[0]) > CELEBA_TRAIN_LAST_ID]
     rows = limited(rows, limit)
     images = [(data_dir / "celeba" / "images" / r[0]).read_bytes() for r in rows]
-    answers, found = path.run("attributes", "Predict", images)
+    answers, found = path.run("attributes", "Analyze", images)
     per = {}
     for name in ATTRIBUTES:
         col = header.index(name) + 1

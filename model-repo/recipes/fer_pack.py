@@ -1,7 +1,7 @@
 """FER-2013 in a form small enough to travel: the 70 MB npz exceeds what a call to the GPU machine may carry.
 
-    python model-repo/recipes/fer_pack.py pack --data ../shared/datasets --pack DIR     # → DIR/fer2013_*.{png,npz}
-    python model-repo/recipes/fer_pack.py unpack --pack DIR --data DIR2               # → DIR2/fer2013/…trainval.npz
+    python -m recipes.fer_pack pack --data ../shared/datasets --pack DIR     # → DIR/fer2013_*.{png,npz}
+    python -m recipes.fer_pack unpack --pack DIR --data DIR2               # → DIR2/fer2013/…trainval.npz
 
 Lossless: the 48×48 faces stacked into one grey PNG (53 MB) and the other arrays in a small npz; unpacking writes
 the npz the emotion recipe reads, byte-for-byte the same arrays (checked on unpack).

@@ -1,7 +1,7 @@
 """Open-set (1:N) identification measured as NIST's FRVT 1:N reports do: rank-1, FNIR at a fixed FPIR, a DET curve.
 
-    .venv/bin/python model-repo/recipes/identification_eval.py --data ../shared/datasets
-    .venv/bin/python model-repo/recipes/identification_eval.py --data ../shared/datasets --json out.json --det d.svg
+    .venv/bin/python -m recipes.identification_eval --data ../shared/datasets
+    .venv/bin/python -m recipes.identification_eval --data ../shared/datasets --json out.json --det d.svg
 
 A search either returns the enrolled subject or nobody. Enrolled: one photo (the first in file order) of each dev
 person of verification/att_faces, faceapi_js_bbt and face_recognition_knn/train, in two folds (alternate people):
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from calibrate_identification import IMAGE_SUFFIXES, MODEL_REPO, embed
 
+from recipes.calibrate_identification import IMAGE_SUFFIXES, MODEL_REPO, embed
 from services.embedder.model import EmbeddingModel
 from services.embedder.openset import OpenSetDecision
 from services.runtime.modelrepo import load_model

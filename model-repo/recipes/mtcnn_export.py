@@ -1,9 +1,9 @@
 """Export facenet-pytorch's MTCNN P/R/O-Nets (MIT) to ONNX.
 
 Needs torch and onnx (not project dependencies: this runs once, its output is committed):
-    pip install torch==2.13.0 onnx
+    pip install torch==2.13.0 onnx -e .   # -e .: this project, for `-m recipes.…`
     pip download --no-deps facenet-pytorch==2.6.0 && unzip facenet_pytorch-2.6.0-*.whl
-    python model-repo/recipes/mtcnn_export.py --weights facenet_pytorch/data --out model-repo/mtcnn
+    python -m recipes.mtcnn_export --weights facenet_pytorch/data --out model-repo/mtcnn
 
 The package itself is not imported (it pulls torchvision, which breaks beside torch 2.13): the three networks are
 declared here exactly as in facenet_pytorch/models/mtcnn.py and the state dicts are loaded by path.

@@ -1,7 +1,7 @@
 """Several trained networks as one model file: every member runs on the same input and the graph answers the mean
 of their outputs (probabilities). Members are ONNX files with one input and one output of the same names.
 
-    python model-repo/recipes/onnx_ensemble.py --member 0 ENSEMBLE.onnx OUT.onnx   # one member alone again
+    python -m recipes.onnx_ensemble --member 0 ENSEMBLE.onnx OUT.onnx   # one member alone again
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ import argparse
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +35,9 @@ import torch
 from onnx import TensorProto, compose, helper
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from onnx_weights import store_weights_fp16
-from small_cnn import default_device, device_of
-from splits import utkface_is_test, utkface_is_validation
-
+from recipes.onnx_weights import store_weights_fp16
+from recipes.small_cnn import default_device, device_of
+from recipes.splits import utkface_is_test, utkface_is_validation
 from services.detector.model import MtcnnDetector
 from services.detector.pipeline import FacePipeline
 from services.runtime.modelrepo import load_model
@@ -248,7 +244,7 @@ def train(data: dict[str, np.ndarray], epochs: int) -> tuple[Heads, dict[str, fl
 
 def export(model: Heads, out_dir: Path) -> Path:
     """Backbone (fp16-stored weights, as the embedder ships) + heads → one graph: input → gender, age."""
-    from dlib_resnet_export import finish  # needs dlib: imported only here, for the export
+    from recipes.dlib_resnet_export import finish  # needs dlib: imported only here, for the export
 
     model.eval()
     heads_path = out_dir / "heads.onnx"
@@ -325,7 +321,7 @@ def finetune(
 
 def export_graph(model: nn.Module, path: Path) -> None:
     """The fine-tuned graph back to ONNX, weights stored fp16 as the embedder ships them, constant pads folded."""
-    from dlib_resnet_export import finish  # needs dlib: imported only here, for the export
+    from recipes.dlib_resnet_export import finish  # needs dlib: imported only here, for the export
 
     torch.onnx.export(
         model.cpu().eval(), (torch.zeros(1, 150, 150, 3, dtype=torch.uint8),), str(path), input_names=["input"],

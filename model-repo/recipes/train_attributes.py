@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,11 +21,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from small_cnn import SmallCnn, TrainingRun, default_device, export_onnx, predict
-from splits import CELEBA_TRAIN_LAST_ID
-
+from recipes.small_cnn import SmallCnn, TrainingRun, default_device, export_onnx, predict
+from recipes.splits import CELEBA_TRAIN_LAST_ID
 from services.detector.align import align_face
 from services.detector.model import MtcnnDetector
 from services.runtime.modelrepo import CropConfig, load_model

@@ -1,8 +1,8 @@
 """Train the DCGAN face generator (Radford et al.) on aligned CelebA (and optionally UTKFace) faces cut by our models.
 
-    python model-repo/recipes/train_dcgan.py --minutes 20                          # the shipped model: CelebA
-    python model-repo/recipes/train_dcgan.py --sets celeba,utkface --mask-frames --r1 1 --minutes 62   # the mix, tried
-    python model-repo/recipes/train_dcgan.py --sets celeba,utkface --mix 0.5 --mask-frames --r1 1 --minutes 55  # tried
+    python -m recipes.train_dcgan --minutes 20                          # the shipped model: CelebA
+    python -m recipes.train_dcgan --sets celeba,utkface --mask-frames --r1 1 --minutes 62   # the mix, tried
+    python -m recipes.train_dcgan --sets celeba,utkface --mix 0.5 --mask-frames --r1 1 --minutes 55  # tried
 
 Runs in the project's environment (`make install`: torch, onnx), on CUDA when there is one (`--device`). The faces
 are 64×64 crops cut by `train_attributes.face_crop` (our own MTCNN landmarks → `align_face`, standard template,
@@ -28,7 +28,6 @@ import argparse
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -38,9 +37,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from small_cnn import default_device, device_of
+from recipes.small_cnn import default_device, device_of
 
 REPO = Path(__file__).resolve().parents[2]
 LATENT = 100
@@ -177,7 +174,7 @@ def load_onnx_generator(g: Generator, path: Path) -> None:
 def load_faces(data_dir: Path, cache: Path) -> np.ndarray:
     """(N, 64, 64, 3) uint8 aligned CelebA faces: the attribute recipe's cache, rebuilt from `data_dir` when missing."""
     if not cache.exists():
-        from train_attributes import prepare
+        from recipes.train_attributes import prepare
 
         prepare(data_dir, cache)
     return np.load(cache)["x"]
@@ -188,9 +185,8 @@ def load_utkface(data_dir: Path, cache: Path) -> np.ndarray:
     from the training part of UTKFace (`splits.utkface_is_test` is never trained on); cached, rebuilt when missing.
     Images in which our detector finds no face are left out."""
     if not cache.exists():
-        from splits import utkface_is_test
-        from train_attributes import face_crop
-
+        from recipes.splits import utkface_is_test
+        from recipes.train_attributes import face_crop
         from services.detector.model import MtcnnDetector
         from services.runtime.modelrepo import load_model
 

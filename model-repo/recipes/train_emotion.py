@@ -1,11 +1,11 @@
 """Train seven-emotion classifiers on FER-2013 `train`, evaluate on `val` (PublicTest), export one ONNX graph that
 answers the mean of their probabilities.
 
-    make train-emotion DATA=../shared/datasets              # GPU when there is one (AMP), else CPU
-    python model-repo/recipes/train_emotion.py                       # three members, ~5 min each on an H100
-    python model-repo/recipes/train_emotion.py --seeds 1235 --out …  # one member; run several at once, then the
-                                                                     # full command resumes their checkpoints
-    python model-repo/recipes/train_emotion.py --width 24 --epochs 12 --seeds 1234   # ~30 min on a 2-core CPU
+    make train-emotion DATA=../shared/datasets            # GPU when there is one (AMP), else CPU
+    python -m recipes.train_emotion                       # three members, ~5 min each on an H100
+    python -m recipes.train_emotion --seeds 1235 --out …  # one member; run several at once, then the
+                                                          # full command resumes their checkpoints
+    python -m recipes.train_emotion --width 24 --epochs 12 --seeds 1234   # ~30 min on a 2-core CPU
 
 Runs in the project's environment (`make install`). Each member is a VGG-style network on the 48×48 grey faces as
 FER ships them (the service cuts the same framing from photos: the FER template in `config.toml`), with flips,
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -28,12 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from onnx_ensemble import mean_of
-from onnx_weights import store_weights_fp16
-from small_cnn import TrainingRun, default_device, vgg_features
-
+from recipes.onnx_ensemble import mean_of
+from recipes.onnx_weights import store_weights_fp16
+from recipes.small_cnn import TrainingRun, default_device, vgg_features
 from services.runtime.backends.onnx import OnnxBackend
 
 REPO = Path(__file__).resolve().parents[2]

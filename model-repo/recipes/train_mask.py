@@ -1,9 +1,9 @@
 """Train our own mask / no-mask classifier on faces cut by our own detector and aligner.
 
-    python model-repo/recipes/train_mask.py --data ../shared/datasets   # prepare crops, train, evaluate, export
-    python model-repo/recipes/train_mask.py --validation [--epochs N …]  # choosing a recipe: train − validation
-    python model-repo/recipes/train_mask.py --seeds 1234 --teacher model-repo/mask_faceplane/model.onnx \
-        --out model-repo/mask_faceplane_single                            # one network distilled from the five
+    python -m recipes.train_mask --data ../shared/datasets    # prepare crops, train, evaluate, export
+    python -m recipes.train_mask --validation [--epochs N …]  # choosing a recipe: train − validation
+    python -m recipes.train_mask --seeds 1234 --teacher model-repo/mask_faceplane/model.onnx \
+        --out model-repo/mask_faceplane_single                # one network distilled from the five
 
 Runs in the project's environment (`make install`: torch, onnx). The crops come from the service path
 itself: the detector service's decoding, MTCNN at its configured confidence (model-repo/mtcnn/config.toml, with
@@ -29,7 +29,6 @@ import argparse
 import hashlib
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -38,12 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from onnx_ensemble import mean_of
-from small_cnn import SmallCnn, TrainingRun, default_device, export_onnx, predict
-from splits import mask_is_augmented_copy, mask_is_test, mask_is_validation
-
+from recipes.onnx_ensemble import mean_of
+from recipes.small_cnn import SmallCnn, TrainingRun, default_device, export_onnx, predict
+from recipes.splits import mask_is_augmented_copy, mask_is_test, mask_is_validation
 from services.detector.align import align_face, resize_whole
 from services.detector.decode import decode_image
 from services.detector.model import MtcnnDetector

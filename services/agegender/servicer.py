@@ -7,6 +7,7 @@ from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
 from pydantic import Field
 
 from services.agegender.model import age_gender_model
+from services.catalogue import BY_NAME
 from services.runtime.analysis import CropServicer, crop_service
 from services.runtime.modelrepo import load_model
 from services.runtime.server import Registration
@@ -14,12 +15,12 @@ from services.runtime.settings import ServiceSettings
 
 
 class AgeGenderSettings(ServiceSettings):
-    port: int = Field(50054, description="gRPC port.")
+    port: int = Field(BY_NAME["agegender"].port, description="gRPC port.")
     model: str = Field("agegender_faceplane", description="The age/gender model (a folder of model-repo/).")
 
 
 class AgeGenderServicer(CropServicer, analysis_pb2_grpc.AgeGenderServicer):
-    async def Predict(
+    async def Analyze(
         self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext
     ) -> analysis_pb2.AgeGenderResponse:
         results = await self.predict(request, context)

@@ -7,6 +7,7 @@ from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
 from pydantic import Field
 
 from services.attributes.model import AttributesModel
+from services.catalogue import BY_NAME
 from services.runtime.analysis import CropServicer, crop_service
 from services.runtime.modelrepo import load_model
 from services.runtime.server import Registration
@@ -14,13 +15,13 @@ from services.runtime.settings import ServiceSettings
 
 
 class AttributesSettings(ServiceSettings):
-    port: int = Field(50055, description="gRPC port.")
+    port: int = Field(BY_NAME["attributes"].port, description="gRPC port.")
     model: str = Field("celeba_attributes", description="The appearance-attributes model (a folder of model-repo/).")
     mask_model: str = Field("mask_faceplane", description="The mask model (a folder of model-repo/).")
 
 
 class AttributesServicer(CropServicer, analysis_pb2_grpc.AttributesServicer):
-    async def Predict(
+    async def Analyze(
         self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext
     ) -> analysis_pb2.AttributesResponse:
         results = await self.predict(request, context)

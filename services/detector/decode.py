@@ -8,18 +8,20 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.runtime.error_codes import ErrorCode
+from services.runtime.errors import ServiceError
+
 # Our own pixel limit is checked from the header before decoding; PIL's warning-then-error bomb check is redundant.
 Image.MAX_IMAGE_PIXELS = None
 # Photo formats only: PIL would otherwise also open EPS (through Ghostscript), PSD, ICO and more.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 
-class ImageDecodeError(ValueError):
-    """The bytes are not an image we can decode; `code` is the machine-readable reason."""
+class ImageDecodeError(ServiceError, ValueError):
+    """The bytes are not an image we can decode: answered INVALID_ARGUMENT, `code` saying why."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -35,17 +37,17 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """RGB uint8 (H, W, 3) in display orientation; the first frame of an animation."""
     if not data:
-        raise ImageDecodeError("empty_image", "the image is empty")
+        raise ImageDecodeError(ErrorCode.EMPTY_IMAGE, "the image is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
             width, height = img.size
             if width < 1 or height < 1:
-                raise ImageDecodeError("invalid_image", f"image has no pixels ({width}×{height})")
+                raise ImageDecodeError(ErrorCode.INVALID_IMAGE, f"image has no pixels ({width}×{height})")
             if width * height > max_pixels:
                 raise ImageDecodeError(
-                    "image_too_large", f"image has {width * height} pixels, more than the limit of {max_pixels}"
+                    ErrorCode.IMAGE_TOO_LARGE, f"image has {width * height} pixels, more than the limit of {max_pixels}"
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -53,7 +55,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError("unsupported_image", "the data is not an image in a supported format") from exc
+        raise ImageDecodeError(ErrorCode.UNSUPPORTED_IMAGE, "the data is not an image in a supported format") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
         # Truncated or corrupt streams surface from PIL's decoders as any of these.
-        raise ImageDecodeError("corrupt_image", f"the image could not be decoded: {exc}") from exc
+        raise ImageDecodeError(ErrorCode.CORRUPT_IMAGE, f"the image could not be decoded: {exc}") from exc

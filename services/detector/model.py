@@ -8,11 +8,16 @@ instead of clipped, so faces at the edge keep their geometry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
+from pydantic.dataclasses import dataclass as params_dataclass
 
-from services.runtime.modelrepo import LoadedModel
+from services.runtime.modelrepo import PARAMS_CONFIG, LoadedModel, params_of
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 @dataclass(frozen=True)
@@ -26,17 +31,25 @@ class Detection:
         return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
 
 
-@dataclass(frozen=True)
+# A pydantic dataclass (checked like every [params] class, see params_of) that stays a dataclass: recipes vary one
+# field with dataclasses.replace (model-repo/recipes/detector_eval.py).
+@params_dataclass(config=PARAMS_CONFIG)
 class MtcnnParams:
-    min_face_size: float = 20.0
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    factor: float = 0.709
+    """MTCNN's [params] (model-repo/mtcnn/config.toml)."""
+
+    # Picks this code for the folder (services/detector/detectors.py); the folder's name does when it is absent.
+    architecture: Literal["mtcnn"] = "mtcnn"
+    min_face_size: Annotated[float, Field(gt=0.0)] = 20.0
+    # P-, R- and O-Net's score thresholds.
+    thresholds: tuple[Probability, Probability, Probability] = (0.6, 0.7, 0.7)
+    # The pyramid's step from one level to the next: below 1, or the pyramid never ends.
+    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.709
     # Images are shrunk so their longer side is at most this before the pyramid (bounds the cost of huge photos).
-    max_side: int = 1600
-    min_confidence: float = 0.9
+    max_side: Annotated[int, Field(gt=0)] = 1600
+    min_confidence: Probability = 0.9
     # When nothing is found, look again with a replicated border of this fraction of the shorter side on every side:
     # close-ups whose face runs past the frame (MTCNN needs to see the whole face). 0 disables it.
-    retry_border: float = 0.0
+    retry_border: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 def _normalise(patches: np.ndarray) -> np.ndarray:
@@ -109,19 +122,11 @@ def _crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray
 
 class MtcnnDetector:
     def __init__(self, model: LoadedModel) -> None:
+        self.params = params_of(model, MtcnnParams)
         self.config = model.config
         self.pnet = model.backends["pnet"]
         self.rnet = model.backends["rnet"]
         self.onet = model.backends["onet"]
-        p = model.config.params
-        self.params = MtcnnParams(
-            min_face_size=float(p.get("min_face_size", MtcnnParams.min_face_size)),
-            thresholds=tuple(p.get("thresholds", MtcnnParams.thresholds)),
-            factor=float(p.get("factor", MtcnnParams.factor)),
-            max_side=int(p.get("max_side", MtcnnParams.max_side)),
-            min_confidence=float(p.get("min_confidence", MtcnnParams.min_confidence)),
-            retry_border=float(p.get("retry_border", MtcnnParams.retry_border)),
-        )
 
     def warm_up(self) -> None:
         """Each net once: the P-Net pyramid of a blank 640×480 photo (it proposes nothing), then R- and O-Net on one

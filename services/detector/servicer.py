@@ -9,14 +9,14 @@ import grpc
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from pydantic import Field
 
-from services.detector.decode import ImageDecodeError
+from services.catalogue import BY_NAME
 from services.detector.detectors import create_detector
 from services.detector.pipeline import DetectionResult, FacePipeline
 from services.detector.yunet import DetectorFailure
 from services.runtime.analysis import model_info
-from services.runtime.backends import BackendError
-from services.runtime.crops import CropError, crop_to_proto, spec_from_proto
-from services.runtime.errors import abort, abort_invalid, abort_unavailable
+from services.runtime.crops import crop_to_proto, spec_from_proto
+from services.runtime.error_codes import ErrorCode
+from services.runtime.errors import ServiceError
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
@@ -25,7 +25,7 @@ MAX_CROP_SPECS = 8
 
 
 class DetectorSettings(ServiceSettings):
-    port: int = Field(50051, description="gRPC port.")
+    port: int = Field(BY_NAME["detector"].port, description="gRPC port.")
     model: str = Field("yunet", description="The face detector (a folder of model-repo/): `yunet` or `mtcnn`.")
     max_pixels: int = Field(40_000_000, description="Pixels per image the detector decodes; larger is refused.")
     max_faces: int = Field(100, description="Most faces returned per image (the largest first).")
@@ -66,28 +66,20 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
         self, request: detector_pb2.DetectRequest, context: grpc.aio.ServicerContext
     ) -> detector_pb2.DetectResponse:
         if len(request.crops) > MAX_CROP_SPECS:
-            await abort_invalid(context, "too_many_crop_specs", f"at most {MAX_CROP_SPECS} crop specs per call")
+            message = f"at most {MAX_CROP_SPECS} crop specs per call"
+            raise ServiceError(message, code=ErrorCode.TOO_MANY_CROP_SPECS)
         if not 0.0 <= request.min_confidence <= 1.0:
-            await abort_invalid(context, "invalid_min_confidence", "min_confidence must be within [0, 1]")
-        try:
-            specs = [spec_from_proto(c) for c in request.crops]
-        except CropError as exc:
-            await abort_invalid(context, "invalid_crop_spec", str(exc))
-        try:
-            result = await asyncio.to_thread(
-                self.pipeline.run,
-                request.image.data,
-                specs,
-                request.min_confidence if request.HasField("min_confidence") else None,
-                request.max_faces,
-                request.skip_detection,
-            )
-        except ImageDecodeError as exc:
-            await abort_invalid(context, exc.code, str(exc))
-        except BackendError as exc:
-            await abort_unavailable(context, "model_unavailable", str(exc))
-        except DetectorFailure as exc:
-            await abort(context, grpc.StatusCode.INTERNAL, "detection_failed", str(exc))
+            raise ServiceError("min_confidence must be within [0, 1]", code=ErrorCode.INVALID_MIN_CONFIDENCE)
+        specs = [spec_from_proto(c) for c in request.crops]  # CropSpecError: invalid_crop_spec
+        # ImageDecodeError (its own code), BackendError (model_unavailable), DetectorFailure (detection_failed).
+        result = await asyncio.to_thread(
+            self.pipeline.run,
+            request.image.data,
+            specs,
+            request.min_confidence if request.HasField("min_confidence") else None,
+            request.max_faces,
+            request.skip_detection,
+        )
         return to_proto(result, specs, self.model)
 
 
@@ -98,4 +90,5 @@ def build(settings: DetectorSettings) -> list[Registration]:
     pipeline = FacePipeline(detector, settings.max_pixels, settings.max_faces)
     name = detector_pb2.DESCRIPTOR.services_by_name["Detector"].full_name
     add = detector_pb2_grpc.add_DetectorServicer_to_server
-    return [Registration(DetectorServicer(pipeline, info), add, name, warm_up=detector.warm_up)]
+    errors = {DetectorFailure: ErrorCode.DETECTION_FAILED}  # the network answered outside the model's layout
+    return [Registration(DetectorServicer(pipeline, info), add, name, warm_up=detector.warm_up, errors=errors)]

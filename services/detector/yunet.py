@@ -8,14 +8,15 @@ the bottom and right to multiples of 32. Boxes and landmarks are mapped back to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, TypeAdapter, field_validator
+from pydantic.dataclasses import dataclass as params_dataclass
 
-from services.detector.model import Detection, nms
-from services.runtime.modelrepo import LoadedModel
+from services.detector.model import Detection, Probability, nms
+from services.runtime.modelrepo import PARAMS_CONFIG, LoadedModel, params_of
 
 STRIDES = (8, 16, 32)
 ALIGN = 32  # the largest stride: H and W must be multiples of it
@@ -30,38 +31,46 @@ class DetectorFailure(RuntimeError):
     """The network answered with tensors that do not fit YuNet's layout (a wrong file, a broken backend)."""
 
 
-@dataclass(frozen=True)
+# A pydantic dataclass, as MtcnnParams and for the same reason: recipes vary it with dataclasses.replace.
+@params_dataclass(config=PARAMS_CONFIG)
 class YunetParams:
+    """YuNet's [params] (model-repo/yunet/config.toml)."""
+
+    # Picks this code for the folder (services/detector/detectors.py); the folder's name does when it is absent.
+    architecture: Literal["yunet"] = "yunet"
     # Default for DetectRequest.min_confidence: the score threshold (chosen on WIDER, see card.md).
-    min_confidence: float = 0.7
+    min_confidence: Probability = 0.7
     # Candidates below this are dropped whatever a request asks (as MTCNN's stage thresholds do): a request with
     # min_confidence 0 would otherwise send every anchor point to NMS.
-    score_floor: float = 0.3
-    nms_iou: float = 0.3
+    score_floor: Probability = 0.3
+    nms_iou: Probability = 0.3
     # At most this many candidates, the best, go to NMS (bounds its cost on crowded or noisy photos).
-    top_k: int = 1000
+    top_k: Annotated[int, Field(gt=0)] = 1000
     # Longer side of the copy the network sees; larger photos are shrunk (bounds the cost of huge photos).
-    max_side: int = 1600
+    max_side: Annotated[int, Field(gt=0)] = 1600
     # Faces whose box is smaller than this on its larger side (original pixels) are dropped: most boxes YuNet puts
     # on faces this small are loose or on no face at all (card.md), and no crop of them is worth analysing.
-    min_face_size: float = 0.0
+    min_face_size: Annotated[float, Field(ge=0.0)] = 0.0
     # A second pass on the image enlarged by this factor (its copy at most `upscale_max_side` long), keeping only
     # the faces smaller than `upscale_max_face` px there (original pixels, the box's larger side); 0 or 1: none.
-    upscale: float = 0.0
-    upscale_max_face: float = 32.0
-    upscale_max_side: int = 2560
+    upscale: Annotated[float, Field(ge=0.0)] = 0.0
+    upscale_max_face: Annotated[float, Field(gt=0.0)] = 32.0
+    upscale_max_side: Annotated[int, Field(gt=0)] = 2560
     # Added to each of the five points, in the face's own frame (x along the eyes, y across, in eye distances):
     # moves YuNet's points onto MTCNN's conventions, which every crop template was measured with (card.md).
     landmark_offsets: tuple[tuple[float, float], ...] = ()
 
+    @field_validator("landmark_offsets")
+    @classmethod
+    def _five_points_or_none(cls, offsets: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        if offsets and len(offsets) != 5:
+            raise ValueError("five (x, y) pairs, or none")
+        return offsets
+
     @classmethod
     def from_config(cls, params: dict[str, Any]) -> YunetParams:
-        known = cls.__dataclass_fields__
-        values = {k: v for k, v in params.items() if k in known}
-        offsets = tuple(tuple(float(c) for c in point) for point in values.pop("landmark_offsets", ()))
-        if (offsets and len(offsets) != 5) or any(len(point) != 2 for point in offsets):
-            raise ValueError("landmark_offsets: five (x, y) pairs")
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in values.items()}, landmark_offsets=offsets)
+        """A [params] table checked outside a model folder (a pydantic ValidationError, a ValueError, when bad)."""
+        return TypeAdapter(cls).validate_python(params)
 
 
 def shift_landmarks(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -135,7 +144,7 @@ class YunetDetector:
         missing = {INPUT, *OUTPUTS} - {*self.net.input_names, *self.net.output_names}
         if len(model.backends) != 1 or missing:
             raise ValueError(f"{model.config.name}: not a YuNet graph (one file, missing tensors {sorted(missing)})")
-        self.params = YunetParams.from_config(model.config.params)
+        self.params = params_of(model, YunetParams)
 
     def warm_up(self) -> None:
         """One call on a blank 640×480 photo: it proposes nothing."""

@@ -30,6 +30,9 @@ import numpy as np
 import redis
 from redis.client import Pipeline
 
+from services.runtime.error_codes import ErrorCode
+from services.runtime.errors import ServiceError
+
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -61,20 +64,20 @@ Hit = tuple[str, str, float]
 Threshold = float | Callable[[int], float]
 
 
-class GalleryError(Exception):
-    """Base of every error the gallery raises on purpose."""
+class GalleryError(ServiceError):
+    """Base of every error the gallery raises on purpose; each kind carries the code its caller is answered with."""
 
 
 class NotFound(GalleryError):
-    pass
+    code = ErrorCode.NOT_FOUND
 
 
 class AlreadyExists(GalleryError):
-    pass
+    code = ErrorCode.ALREADY_EXISTS
 
 
 class InvalidArgument(GalleryError, ValueError):
-    pass
+    code = ErrorCode.INVALID_ARGUMENT
 
 
 class InvalidId(InvalidArgument):
@@ -82,7 +85,7 @@ class InvalidId(InvalidArgument):
 
 
 class ModelMismatch(GalleryError):
-    pass
+    code = ErrorCode.MODEL_MISMATCH
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import redis
 from faceplane.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from pydantic import Field
 
-from services.embedder.gallery import AlreadyExists, Gallery, InvalidArgument, Match, ModelMismatch, NotFound, Subject
+from services.catalogue import BY_NAME
+from services.embedder.gallery import Gallery, Match, Subject
 from services.embedder.model import EmbeddingModel, cosine
 from services.embedder.openset import OpenSetDecision
 from services.runtime.analysis import (
@@ -24,7 +25,7 @@ from services.runtime.analysis import (
     required_crop,
     service_info,
 )
-from services.runtime.errors import abort
+from services.runtime.error_codes import ErrorCode
 from services.runtime.modelrepo import CropConfig, load_model
 from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
@@ -33,18 +34,12 @@ T = TypeVar("T")
 # The health name under which the embedder reports its gallery store (Redis) reachable or not.
 GALLERY_HEALTH = "faceplane.v1.Embedder/gallery"
 
-# How each gallery failure reaches the caller: gRPC status and machine code.
-_GALLERY_ERRORS: list[tuple[type[Exception], grpc.StatusCode, str]] = [
-    (NotFound, grpc.StatusCode.NOT_FOUND, "not_found"),
-    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, "already_exists"),
-    (ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION, "model_mismatch"),
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument"),
-    (redis.RedisError, grpc.StatusCode.UNAVAILABLE, "gallery_unavailable"),
-]
+# The gallery's own errors carry their codes (services/embedder/gallery.py); its store failing is redis's.
+GALLERY_ERRORS = {redis.RedisError: ErrorCode.GALLERY_UNAVAILABLE}
 
 
 class EmbedderSettings(ServiceSettings):
-    port: int = Field(50052, description="gRPC port.")
+    port: int = Field(BY_NAME["embedder"].port, description="gRPC port.")
     model: str = Field("dlib_resnet", description="The embedding model (a folder of model-repo/).")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 8 with RediSearch, holding the galleries.")
     redis_timeout_s: float = Field(5.0, description="Deadline of each Redis command, seconds.")
@@ -97,14 +92,8 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
         self.gallery = gallery
         self.decision = decision
 
-    async def _gallery(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except Exception as exc:
-            for kind, status, code in _GALLERY_ERRORS:
-                if isinstance(exc, kind):
-                    await abort(context, status, code, str(exc))
-            raise
+    async def _gallery(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
 
     async def _embeddings(self, crops: Any, context: grpc.aio.ServicerContext) -> np.ndarray:
         return np.stack(await self.predict(common_pb2.CropsRequest(crops=crops), context))
@@ -124,9 +113,7 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
         if request.WhichOneof("other") == "subject":
             (vector,) = await self._embeddings([request.face], context)
             ref = request.subject
-            similarity = await self._gallery(
-                context, self.gallery.subject_similarity, ref.collection, ref.subject_id, vector
-            )
+            similarity = await self._gallery(self.gallery.subject_similarity, ref.collection, ref.subject_id, vector)
         else:
             first, second = await self._embeddings([request.face, request.face2], context)
             similarity = cosine(first, second)
@@ -137,43 +124,39 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
     async def CreateSubject(
         self, request: embedder_pb2.CreateSubjectRequest, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.Subject:
-        subject = await self._gallery(
-            context, self.gallery.create_subject, request.collection, request.subject_id, request.name
-        )
+        subject = await self._gallery(self.gallery.create_subject, request.collection, request.subject_id, request.name)
         return _subject(subject)
 
     async def GetSubject(
         self, request: embedder_pb2.SubjectRef, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.Subject:
-        return _subject(await self._gallery(context, self.gallery.get_subject, request.collection, request.subject_id))
+        return _subject(await self._gallery(self.gallery.get_subject, request.collection, request.subject_id))
 
     async def ListSubjects(
         self, request: embedder_pb2.ListSubjectsRequest, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.ListSubjectsResponse:
         subjects, token = await self._gallery(
-            context, self.gallery.list_subjects, request.collection, request.page_size, request.page_token
+            self.gallery.list_subjects, request.collection, request.page_size, request.page_token
         )
         return embedder_pb2.ListSubjectsResponse(subjects=[_subject(s) for s in subjects], next_page_token=token)
 
     async def DeleteSubject(
         self, request: embedder_pb2.SubjectRef, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.DeleteResponse:
-        deleted = await self._gallery(context, self.gallery.delete_subject, request.collection, request.subject_id)
+        deleted = await self._gallery(self.gallery.delete_subject, request.collection, request.subject_id)
         return embedder_pb2.DeleteResponse(deleted=deleted)
 
     async def AddFaces(
         self, request: embedder_pb2.AddFacesRequest, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.AddFacesResponse:
         vectors = await self._embeddings(request.crops, context)
-        face_ids = await self._gallery(context, self.gallery.add_faces, request.collection, request.subject_id, vectors)
+        face_ids = await self._gallery(self.gallery.add_faces, request.collection, request.subject_id, vectors)
         return embedder_pb2.AddFacesResponse(face_ids=face_ids)
 
     async def DeleteFace(
         self, request: embedder_pb2.DeleteFaceRequest, context: grpc.aio.ServicerContext
     ) -> embedder_pb2.DeleteResponse:
-        deleted = await self._gallery(
-            context, self.gallery.delete_face, request.collection, request.subject_id, request.face_id
-        )
+        deleted = await self._gallery(self.gallery.delete_face, request.collection, request.subject_id, request.face_id)
         return embedder_pb2.DeleteResponse(deleted=deleted)
 
     async def Identify(
@@ -181,9 +164,7 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
     ) -> embedder_pb2.IdentifyResponse:
         vectors = await self._embeddings(request.crops, context)
         threshold = request.threshold if request.HasField("threshold") else self.decision.threshold
-        found = await self._gallery(
-            context, self.gallery.search, request.collection, vectors, request.top_k or 1, threshold
-        )
+        found = await self._gallery(self.gallery.search, request.collection, vectors, request.top_k or 1, threshold)
         probability = self.decision.false_match_probability
         return embedder_pb2.IdentifyResponse(
             results=[
@@ -218,4 +199,6 @@ def build(settings: EmbedderSettings) -> list[Registration]:
     name = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
     probes = {GALLERY_HEALTH: client.ping}
     add = embedder_pb2_grpc.add_EmbedderServicer_to_server
-    return [Registration(servicer, add, name, probes, warm_up=lambda: model.embed(blank_crops(crop)))]
+    return [
+        Registration(servicer, add, name, probes, warm_up=lambda: model.embed(blank_crops(crop)), errors=GALLERY_ERRORS)
+    ]

@@ -6,6 +6,7 @@ import grpc
 from faceplane.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2
 from pydantic import Field
 
+from services.catalogue import BY_NAME
 from services.emotion.model import EmotionModel
 from services.runtime.analysis import CropServicer, crop_service
 from services.runtime.modelrepo import load_model
@@ -14,12 +15,12 @@ from services.runtime.settings import ServiceSettings
 
 
 class EmotionSettings(ServiceSettings):
-    port: int = Field(50053, description="gRPC port.")
+    port: int = Field(BY_NAME["emotion"].port, description="gRPC port.")
     model: str = Field("emotion_faceplane", description="The emotion model (a folder of model-repo/).")
 
 
 class EmotionServicer(CropServicer, analysis_pb2_grpc.EmotionServicer):
-    async def Classify(
+    async def Analyze(
         self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext
     ) -> analysis_pb2.EmotionResponse:
         results = await self.predict(request, context)

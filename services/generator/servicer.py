@@ -9,18 +9,19 @@ import grpc
 from faceplane.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from pydantic import Field
 
+from services.catalogue import BY_NAME
 from services.generator.model import MAX_COUNT, FaceGenerator
 from services.runtime.analysis import model_info
-from services.runtime.backends import BackendError
 from services.runtime.crops import crop_to_proto
-from services.runtime.errors import abort_invalid, abort_unavailable
+from services.runtime.error_codes import ErrorCode
+from services.runtime.errors import ServiceError
 from services.runtime.modelrepo import load_model
 from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
 
 
 class GeneratorSettings(ServiceSettings):
-    port: int = Field(50056, description="gRPC port.")
+    port: int = Field(BY_NAME["generator"].port, description="gRPC port.")
     model: str = Field("dcgan_faces", description="The face generator model (a folder of model-repo/).")
 
 
@@ -38,12 +39,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         self, request: generator_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> generator_pb2.GenerateResponse:
         if not 1 <= request.count <= MAX_COUNT:
-            await abort_invalid(context, "invalid_count", f"count must be 1..{MAX_COUNT}")
+            raise ServiceError(f"count must be 1..{MAX_COUNT}", code=ErrorCode.INVALID_COUNT)
         seed = request.seed if request.HasField("seed") else secrets.randbits(62)
-        try:
-            faces = await asyncio.to_thread(self.generator.generate, request.count, seed)
-        except BackendError as exc:
-            await abort_unavailable(context, "model_unavailable", str(exc))
+        faces = await asyncio.to_thread(self.generator.generate, request.count, seed)  # BackendError: model_unavailable
         return generator_pb2.GenerateResponse(
             images=[crop_to_proto("generated", face) for face in faces], seed=seed, model=self.model
         )

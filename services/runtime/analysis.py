@@ -1,5 +1,6 @@
 """What every crop-analysis servicer does around its model: check the crops, run the model off the event loop,
-turn failures into coded gRPC errors, and describe itself."""
+and describe itself. Its failures are exceptions with codes (CropError, BackendError), answered by the server's
+ErrorInterceptor."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import numpy as np
 from faceplane.v1 import common_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
-from services.runtime.backends import BackendError
 from services.runtime.batching import DynamicBatcher
-from services.runtime.crops import CropError, crops_to_batch, spec_to_proto
-from services.runtime.errors import abort_invalid, abort_unavailable
+from services.runtime.crops import crops_to_batch, spec_to_proto
 from services.runtime.modelrepo import CropConfig, LoadedModel
 from services.runtime.server import Registration
 from services.runtime.settings import ServiceSettings
@@ -48,21 +47,10 @@ def model_runner(
     return DynamicBatcher(predict, model.config.name, size, limits.max_delay_ms, workers)
 
 
-async def predict_crops(
-    context: grpc.aio.ServicerContext,
-    crops: Sequence[common_pb2.FaceCrop],
-    crop: CropConfig,
-    run: ModelRunner[T],
-) -> list[T]:
-    """Run the model on the request's crops as one (N, size, size, 3) uint8 batch (or part of a larger one)."""
-    try:
-        batch = crops_to_batch(crops, crop)
-    except CropError as exc:
-        await abort_invalid(context, "invalid_crop", str(exc))
-    try:
-        return await run(batch)
-    except BackendError as exc:
-        await abort_unavailable(context, "model_unavailable", str(exc))
+async def predict_crops(crops: Sequence[common_pb2.FaceCrop], crop: CropConfig, run: ModelRunner[T]) -> list[T]:
+    """Run the model on the request's crops as one (N, size, size, 3) uint8 batch (or part of a larger one); raises
+    CropError (`invalid_crop`) for crops the model cannot take, BackendError (`model_unavailable`) when it fails."""
+    return await run(crops_to_batch(crops, crop))
 
 
 class CropServicer:
@@ -82,7 +70,7 @@ class CropServicer:
         return self.info
 
     async def predict(self, request: common_pb2.CropsRequest, context: grpc.aio.ServicerContext) -> list[Any]:
-        return await predict_crops(context, request.crops, self.crop, self._run)
+        return await predict_crops(request.crops, self.crop, self._run)
 
 
 def blank_crops(crop: CropConfig) -> np.ndarray:

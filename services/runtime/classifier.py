@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.runtime.modelrepo import LoadedModel
+from services.runtime.modelrepo import LoadedModel, params_of
 from services.runtime.preprocess import InputSpec, to_tensor
 
 
 class Classifier:
     def __init__(self, model: LoadedModel) -> None:
         self.backend = model.backends["model"]
-        self.spec = InputSpec.model_validate(model.config.params)
+        self.spec = params_of(model, InputSpec)
         self.labels = model.config.labels
         self.output = self.backend.output_names[0]
 

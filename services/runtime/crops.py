@@ -8,13 +8,23 @@ import numpy as np
 from faceplane.v1 import common_pb2
 from pydantic import ValidationError
 
+from services.runtime.error_codes import ErrorCode
+from services.runtime.errors import ServiceError
 from services.runtime.modelrepo import CropConfig
 
 MAX_CROPS_PER_CALL = 256
 
 
-class CropError(ValueError):
-    """A crop that does not match what the model needs; the servicer answers INVALID_ARGUMENT."""
+class CropError(ServiceError, ValueError):
+    """A crop that does not match what the model needs: answered INVALID_ARGUMENT, `invalid_crop`."""
+
+    code = ErrorCode.INVALID_CROP
+
+
+class CropSpecError(CropError):
+    """A crop specification the detector cannot cut: answered INVALID_ARGUMENT, `invalid_crop_spec`."""
+
+    code = ErrorCode.INVALID_CROP_SPEC
 
 
 def crop_to_proto(spec: str, pixels: np.ndarray) -> common_pb2.FaceCrop:
@@ -49,11 +59,11 @@ def spec_to_proto(crop: CropConfig) -> common_pb2.CropSpec:
 
 
 def spec_from_proto(spec: common_pb2.CropSpec) -> CropConfig:
-    """The crop a caller asks for, checked (raises CropError)."""
+    """The crop a caller asks for, checked (raises CropSpecError)."""
     if len(spec.template) not in (0, 10):
-        raise CropError("a crop template has exactly 10 numbers (5 x, y pairs)")
+        raise CropSpecError("a crop template has exactly 10 numbers (5 x, y pairs)")
     template = list(zip(spec.template[0::2], spec.template[1::2], strict=True))
     try:
         return CropConfig(name=spec.name, size=spec.size, padding=spec.padding, template=template)
     except ValidationError as exc:
-        raise CropError(str(exc.errors()[0]["msg"])) from exc
+        raise CropSpecError(str(exc.errors()[0]["msg"])) from exc

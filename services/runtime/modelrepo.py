@@ -5,9 +5,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from services.runtime.backends import BackendOptions, InferenceBackend, create_backend, served_name
 
@@ -63,6 +64,7 @@ class ModelConfig(BaseModel):
     crop: CropConfig | None = None
     refine: RefineConfig | None = None
     batching: BatchingConfig = BatchingConfig()
+    # Read as a table here, typed by the code that runs the model: each family's params class (`params_of`).
     params: dict[str, Any] = {}
 
 
@@ -72,6 +74,47 @@ class LoadedModel:
     backends: dict[str, InferenceBackend]
     card: str
     directory: Path | None = None  # the model folder, for files that are not networks (RefineConfig.predictor)
+
+
+# What every [params] class is: unknown keys are refused (a misspelt key would otherwise fall back to a default
+# unnoticed) and a checked table is not changed afterwards.
+PARAMS_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(BaseModel):
+    """Base of a model family's [params] class (EmbedderParams, GeneratorParams, ...), read by `params_of`."""
+
+    model_config = PARAMS_CONFIG
+
+
+class ModelConfigError(ValueError):
+    """A model folder's config.toml does not hold what the code that runs the model needs."""
+
+
+Params = TypeVar("Params")
+
+
+def params_of(model: LoadedModel, kind: type[Params]) -> Params:
+    """The model's [params] table checked as `kind` (a ModelParams, or a pydantic dataclass with PARAMS_CONFIG): each
+    family's code calls it as it takes the loaded model, so a service stops at start-up on a table it cannot read,
+    with the folder and every bad key named."""
+    try:
+        return TypeAdapter(kind).validate_python(model.config.params)
+    except ValidationError as exc:
+        where = (model.directory or Path(model.config.name)) / "config.toml"
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise ModelConfigError(f"{where} [params] ({kind.__name__}): {problems}") from exc
+
+
+def _problem(error: ErrorDetails) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "[params]"
+    if error["type"] in ("missing", "missing_argument"):
+        return f"{key}: missing"
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"{key}: unknown key"
+    given = repr(error["input"])
+    given = given if len(given) <= 60 else f"{given[:57]}..."
+    return f"{key}: {error['msg'].removeprefix('Value error, ')} (got {given})"
 
 
 def read_config(model_dir: Path) -> ModelConfig:

@@ -6,11 +6,13 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from services.runtime.modelrepo import ModelParams
 
 
-class InputSpec(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class InputSpec(ModelParams):
+    """A classifier's [params] (emotion, attributes and mask models): all it takes to turn crops into its input."""
 
     input_name: str = "input"
     input_size: int = Field(gt=0)

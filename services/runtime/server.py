@@ -21,13 +21,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from services.runtime.backends import BackendError
 from services.runtime.channels import token_metadata
-from services.runtime.errors import abort
+from services.runtime.error_codes import ErrorCode
+from services.runtime.errors import ErrorInterceptor, ServiceError, handler_like
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import MetricsInterceptor, serve_metrics
 from services.runtime.settings import ServiceSettings, load_settings
 
 log = logging.getLogger("faceplane.server")
+
+# Exceptions of code outside the services' own that every service answers with a code: a model that cannot run.
+RUNTIME_ERRORS: Mapping[type[Exception], ErrorCode] = {BackendError: ErrorCode.MODEL_UNAVAILABLE}
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class Registration:
     # pays for lazy set-up (memory arenas; on CUDA the context and the kernels for that one input shape, hundreds
     # of ms), not a client's request. Other batch sizes and photo sizes still pay on their first use.
     warm_up: Callable[[], object] | None = None
+    # Exceptions of other libraries that mean a coded failure (the embedder's redis.RedisError: gallery_unavailable);
+    # the service's own exceptions are ServiceErrors and carry their code.
+    errors: Mapping[type[Exception], ErrorCode] = field(default_factory=dict)
 
 
 class ServiceServer:
@@ -58,7 +66,13 @@ class ServiceServer:
             # No grace limit: calls in flight on the old connection finish whatever their deadline.
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
         ]
-        interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]  # outermost: refusals are counted
+        errors = {kind: code for r in self.registrations for kind, code in r.errors.items()}
+        # Metrics outermost, so every answer is counted; the error interceptor next, so it answers the token
+        # interceptor's refusals as well as the servicers' exceptions.
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            MetricsInterceptor(),
+            ErrorInterceptor({**RUNTIME_ERRORS, **errors}),
+        ]
         token = settings.auth_token.get_secret_value()
         if token:
             interceptors.append(TokenInterceptor(token))
@@ -171,22 +185,12 @@ def _refusing(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
         log.warning("call without the service token refused", extra={"method": method, "peer": context.peer()})
-        await abort(
-            context,
-            grpc.StatusCode.UNAUTHENTICATED,
-            "service_unauthenticated",
+        raise ServiceError(
             "this service takes calls only with its service token (authorization: Bearer …)",
+            code=ErrorCode.SERVICE_UNAUTHENTICATED,
         )
 
-    make = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }[(handler.request_streaming, handler.response_streaming)]
-    return make(
-        refuse, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-    )
+    return handler_like(handler, refuse)
 
 
 def _on_thread_of_its_own(fn: Callable[[], object]) -> asyncio.Future:

@@ -15,6 +15,9 @@ from PIL import Image
 from faceplane_client import FaceplaneClient, FaceplaneError
 from tests import images
 
+# the CLI, websockets and raw HTTP need a gateway process listening on a port
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -272,8 +272,8 @@ def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
     docs = render(sets=("services.generator.enabled=false",))
     gateway = next(d for d in by_kind(docs, "Deployment") if component(d) == "gateway")
     env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
-    assert env["FACEPLANE_GATEWAY_DETECTOR_URL"] == "dns:///rel-faceplane-detector-headless:50051"
-    assert env["FACEPLANE_GATEWAY_GENERATOR_URL"] == ""
+    assert env["FACEPLANE_GATEWAY_SERVICES__DETECTOR"] == "dns:///rel-faceplane-detector-headless:50051"
+    assert env["FACEPLANE_GATEWAY_SERVICES__GENERATOR"] == ""
     assert env["FACEPLANE_GATEWAY_AUTH"] == "true"  # API keys on unless the values say otherwise
     assert env["FACEPLANE_GATEWAY_REDIS_URL"] == ("secret", "redis-url")
     assert "generator" not in {component(d) for d in by_kind(docs, "Deployment")}

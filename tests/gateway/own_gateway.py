@@ -14,7 +14,7 @@ from deploy.local.stack import Stack, free_port, spawn, stop, wait_http_ok
 
 def on_the_stack(stack: Stack, *services: str) -> dict[str, str]:
     """The environment that points a gateway at some of the session stack's services and its Redis."""
-    env = {f"FACEPLANE_GATEWAY_{s.upper()}_URL": f"127.0.0.1:{stack.ports[s]}" for s in services}
+    env = {f"FACEPLANE_GATEWAY_SERVICES__{s.upper()}": f"127.0.0.1:{stack.ports[s]}" for s in services}
     env["FACEPLANE_GATEWAY_REDIS_URL"] = stack.redis_url
     env["FACEPLANE_GATEWAY_SERVICE_TOKEN"] = stack.service_token
     return env

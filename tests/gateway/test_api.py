@@ -245,7 +245,9 @@ def test_openapi_documents_the_contract(api: httpx.Client) -> None:
 
 
 def test_without_a_detector_readiness_fails_and_detect_is_503(tmp_path) -> None:
-    with own_gateway({"FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{free_port()}"}, tmp_path / "gw.log") as client:
+    with own_gateway(
+        {"FACEPLANE_GATEWAY_SERVICES__DETECTOR": f"127.0.0.1:{free_port()}"}, tmp_path / "gw.log"
+    ) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json() == {"status": "not_ready", "services": {"detector": "UNREACHABLE"}}

@@ -168,8 +168,8 @@ def test_a_gallery_without_redis_degrades_readiness_and_answers_503(stack, tmp_p
         {
             "FACEPLANE_GATEWAY_PORT": str(gateway_port),
             "FACEPLANE_GATEWAY_AUTH": "false",
-            "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{stack.ports['detector']}",
-            "FACEPLANE_GATEWAY_EMBEDDER_URL": f"127.0.0.1:{embedder_port}",
+            "FACEPLANE_GATEWAY_SERVICES__DETECTOR": f"127.0.0.1:{stack.ports['detector']}",
+            "FACEPLANE_GATEWAY_SERVICES__EMBEDDER": f"127.0.0.1:{embedder_port}",
         },
         tmp_path / "gateway.log",
     )

@@ -78,7 +78,7 @@ def one_worker_detector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         "FACEPLANE_DETECTOR_INFERENCE_WORKERS": "1",
     }
     gateway_env = {
-        "FACEPLANE_GATEWAY_DETECTOR_URL": f"127.0.0.1:{ports['detector']}",
+        "FACEPLANE_GATEWAY_SERVICES__DETECTOR": f"127.0.0.1:{ports['detector']}",
         "FACEPLANE_GATEWAY_DETECT_DEADLINE_S": "120",
         # The three large photos below come from one client: let them all in (admission is tested elsewhere).
         "FACEPLANE_GATEWAY_CLIENT_PIXEL_BUDGET": str(10**9),

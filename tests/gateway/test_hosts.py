@@ -14,6 +14,9 @@ from gateway.hosts import allowed_names, hostname
 from tests import images
 from tests.gateway.own_gateway import on_the_stack, own_gateway
 
+# the CLI, websockets and raw HTTP need a gateway process listening on a port
+pytestmark = pytest.mark.process
+
 ATTACKER = "http://attacker.example"
 ONE_FACE = images.encode(images.astronaut())
 

@@ -75,7 +75,7 @@ def open_set_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
     embedder = spawn([sys.executable, "-m", "services.embedder"], env, logs / "embedder.log")
     try:
         wait_grpc_serving(f"127.0.0.1:{port}", 120)
-        gateway_env = {**on_the_stack(stack, "detector"), "FACEPLANE_GATEWAY_EMBEDDER_URL": f"127.0.0.1:{port}"}
+        gateway_env = {**on_the_stack(stack, "detector"), "FACEPLANE_GATEWAY_SERVICES__EMBEDDER": f"127.0.0.1:{port}"}
         with own_gateway(gateway_env, logs / "gateway.log") as client:
             yield client
     finally:

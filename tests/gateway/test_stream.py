@@ -16,6 +16,9 @@ from websocket import WebSocket, create_connection
 from tests import images
 from tests.gateway.api_keys import new_key, stream_url
 
+# the CLI, websockets and raw HTTP need a gateway process listening on a port
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture
 def ws(api: httpx.Client) -> Iterator[WebSocket]:

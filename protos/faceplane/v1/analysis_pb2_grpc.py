@@ -27,7 +27,8 @@ if _version_not_supported:
 
 
 class EmotionStub:
-    """Every analysis service answers per crop, in request order.
+    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per crop, in request
+    order (`results`), and is listed in services/catalogue.py.
 
     """
 
@@ -42,15 +43,16 @@ class EmotionStub:
                 request_serializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
                 _registered_method=True)
-        self.Classify = channel.unary_unary(
-                '/faceplane.v1.Emotion/Classify',
+        self.Analyze = channel.unary_unary(
+                '/faceplane.v1.Emotion/Analyze',
                 request_serializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
                 response_deserializer=faceplane_dot_v1_dot_analysis__pb2.EmotionResponse.FromString,
                 _registered_method=True)
 
 
 class EmotionServicer:
-    """Every analysis service answers per crop, in request order.
+    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per crop, in request
+    order (`results`), and is listed in services/catalogue.py.
 
     """
 
@@ -60,7 +62,7 @@ class EmotionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Classify(self, request, context):
+    def Analyze(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -74,8 +76,8 @@ def add_EmotionServicer_to_server(servicer, server):
                     request_deserializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.FromString,
                     response_serializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.SerializeToString,
             ),
-            'Classify': grpc.unary_unary_rpc_method_handler(
-                    servicer.Classify,
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
                     request_deserializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.FromString,
                     response_serializer=faceplane_dot_v1_dot_analysis__pb2.EmotionResponse.SerializeToString,
             ),
@@ -88,7 +90,8 @@ def add_EmotionServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Emotion:
-    """Every analysis service answers per crop, in request order.
+    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per crop, in request
+    order (`results`), and is listed in services/catalogue.py.
 
     """
 
@@ -120,7 +123,7 @@ class Emotion:
             _registered_method=True)
 
     @staticmethod
-    def Classify(request,
+    def Analyze(request,
             target,
             options=(),
             channel_credentials=None,
@@ -133,7 +136,7 @@ class Emotion:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/faceplane.v1.Emotion/Classify',
+            '/faceplane.v1.Emotion/Analyze',
             faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
             faceplane_dot_v1_dot_analysis__pb2.EmotionResponse.FromString,
             options,
@@ -161,8 +164,8 @@ class AgeGenderStub:
                 request_serializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
                 _registered_method=True)
-        self.Predict = channel.unary_unary(
-                '/faceplane.v1.AgeGender/Predict',
+        self.Analyze = channel.unary_unary(
+                '/faceplane.v1.AgeGender/Analyze',
                 request_serializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
                 response_deserializer=faceplane_dot_v1_dot_analysis__pb2.AgeGenderResponse.FromString,
                 _registered_method=True)
@@ -177,7 +180,7 @@ class AgeGenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Predict(self, request, context):
+    def Analyze(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,8 +194,8 @@ def add_AgeGenderServicer_to_server(servicer, server):
                     request_deserializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.FromString,
                     response_serializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.SerializeToString,
             ),
-            'Predict': grpc.unary_unary_rpc_method_handler(
-                    servicer.Predict,
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
                     request_deserializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.FromString,
                     response_serializer=faceplane_dot_v1_dot_analysis__pb2.AgeGenderResponse.SerializeToString,
             ),
@@ -235,7 +238,7 @@ class AgeGender:
             _registered_method=True)
 
     @staticmethod
-    def Predict(request,
+    def Analyze(request,
             target,
             options=(),
             channel_credentials=None,
@@ -248,7 +251,7 @@ class AgeGender:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/faceplane.v1.AgeGender/Predict',
+            '/faceplane.v1.AgeGender/Analyze',
             faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
             faceplane_dot_v1_dot_analysis__pb2.AgeGenderResponse.FromString,
             options,
@@ -276,8 +279,8 @@ class AttributesStub:
                 request_serializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
                 _registered_method=True)
-        self.Predict = channel.unary_unary(
-                '/faceplane.v1.Attributes/Predict',
+        self.Analyze = channel.unary_unary(
+                '/faceplane.v1.Attributes/Analyze',
                 request_serializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
                 response_deserializer=faceplane_dot_v1_dot_analysis__pb2.AttributesResponse.FromString,
                 _registered_method=True)
@@ -292,7 +295,7 @@ class AttributesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Predict(self, request, context):
+    def Analyze(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -306,8 +309,8 @@ def add_AttributesServicer_to_server(servicer, server):
                     request_deserializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.FromString,
                     response_serializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.SerializeToString,
             ),
-            'Predict': grpc.unary_unary_rpc_method_handler(
-                    servicer.Predict,
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
                     request_deserializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.FromString,
                     response_serializer=faceplane_dot_v1_dot_analysis__pb2.AttributesResponse.SerializeToString,
             ),
@@ -350,7 +353,7 @@ class Attributes:
             _registered_method=True)
 
     @staticmethod
-    def Predict(request,
+    def Analyze(request,
             target,
             options=(),
             channel_credentials=None,
@@ -363,7 +366,7 @@ class Attributes:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/faceplane.v1.Attributes/Predict',
+            '/faceplane.v1.Attributes/Analyze',
             faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
             faceplane_dot_v1_dot_analysis__pb2.AttributesResponse.FromString,
             options,

@@ -259,7 +259,7 @@ async def test_the_gateway_sends_no_calls_to_a_replica_still_warming_up() -> Non
     await ready.start()
     starting = asyncio.create_task(warming.start())
     urls = f"ipv4:127.0.0.1:{ready.settings.port},127.0.0.1:{warming.settings.port}"
-    services = Services(Settings(detector_url="", generator_url=urls))
+    services = Services(Settings(services={"detector": "", "generator": urls}))
     stub = services.require("generator").stub
     try:
         await asyncio.sleep(0.5)  # both ports open, the second one's warm-up held
@@ -336,8 +336,8 @@ async def test_the_gateway_sends_its_service_token() -> None:
     server = generator_server(lambda: None, auth_token="the-token")
     await server.start()
     url = f"127.0.0.1:{server.settings.port}"
-    with_token = Services(Settings(detector_url="", generator_url=url, service_token="the-token"))
-    without = Services(Settings(detector_url="", generator_url=url))
+    with_token = Services(Settings(services={"detector": "", "generator": url}, service_token="the-token"))
+    without = Services(Settings(services={"detector": "", "generator": url}))
     request = generator_pb2.GenerateRequest(count=1, seed=0)
     try:
         assert len((await with_token.require("generator").stub.Generate(request, timeout=5)).images) == 1
