@@ -15,6 +15,7 @@ from gateway.errors import ApiError
 from gateway.merge import detect_json, merge_faces
 from gateway.metrics import FEATURE_ERRORS
 from gateway.settings import Settings
+from gateway.tracing import span
 from services.catalogue import BY_NAME, FEATURES, default_features
 
 DEFAULT_FEATURES = ",".join(default_features())
@@ -94,11 +95,10 @@ async def analyze(
 
     failures: dict[str, str] = {}
     specs: dict[str, common_pb2.CropSpec] = {}
-    for name, spec in zip(
-        names,
-        await asyncio.gather(*(crop_spec_of(services, settings, n) for n in names), return_exceptions=True),
-        strict=True,
-    ):
+    # Spans when tracing is on (gateway/tracing.py): each gRPC call below has its own, under these.
+    with span("crop specs", {"faceplane.services": names}):
+        described = await asyncio.gather(*(crop_spec_of(services, settings, n) for n in names), return_exceptions=True)
+    for name, spec in zip(names, described, strict=True):
         if isinstance(spec, BaseException):
             failures[name] = str(spec)
         else:
@@ -113,7 +113,9 @@ async def analyze(
             name: _call(services, settings, name, [face.crops[position[spec.name]] for face in detected.faces])
             for name, spec in specs.items()
         }
-        for name, result in zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True), strict=True):
+        with span("fan-out", {"faceplane.services": sorted(calls), "faceplane.faces": len(detected.faces)}):
+            results = await asyncio.gather(*calls.values(), return_exceptions=True)
+        for name, result in zip(calls, results, strict=True):
             if isinstance(result, grpc.aio.AioRpcError):
                 services.get(name).info = None  # type: ignore[union-attr]  # ask again: it may have restarted
                 failures[name] = f"the {name} service failed: {result.code().name.lower()}: {result.details()}"

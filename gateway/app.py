@@ -19,6 +19,7 @@ from gateway.limits import BodySizeLimit
 from gateway.metrics import HttpMetrics
 from gateway.routes import anonymize, audit, collections, demo, docs, faces, generate, health, stream, verify
 from gateway.settings import Settings
+from gateway.tracing import RequestSpans, gateway_tracer_provider, shut_down
 
 # Room for multipart framing and form fields around the images (each may grow by 4/3 as base64).
 _BODY_OVERHEAD = 64 * 1024
@@ -26,16 +27,20 @@ _BODY_OVERHEAD = 64 * 1024
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    provider = gateway_tracer_provider(settings)  # None with tracing off
+    tracer = provider.get_tracer("faceplane.gateway") if provider else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = Services(settings)  # gRPC channels belong to the running loop
+        app.state.services = Services(settings, tracer)  # gRPC channels belong to the running loop
         store = connect(settings.redis_url, settings.key_store_pool_size, settings.key_store_pool_wait_s)
         app.state.keys = KeyStore(store)
         app.state.pixel_budget = PixelBudget(settings.client_pixel_budget, settings.client_pixel_wait_s)
         yield
         await app.state.services.close()
         await store.aclose()
+        if provider is not None:
+            await shut_down(provider)
 
     app = FastAPI(
         title="faceplane",
@@ -56,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Two images at most per request (verify), each within max_upload_bytes; the header checks cap each one.
     app.add_middleware(BodySizeLimit, max_body_bytes=2 * (settings.max_upload_bytes * 4 // 3) + _BODY_OVERHEAD)
     app.add_middleware(SecurityHeaders)
+    if tracer is not None:  # outermost of all: the request's span covers every check above
+        app.add_middleware(RequestSpans, tracer=tracer)
     read = [Depends(require("read"))]
     app.include_router(faces.router, dependencies=read)
     app.include_router(verify.router, dependencies=read)

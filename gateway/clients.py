@@ -10,12 +10,14 @@ from typing import Any
 import grpc
 from faceplane.v1 import common_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
 
 from gateway.breaker import CircuitBreaker
 from gateway.error_codes import ERROR_CODE_KEY, ErrorCode, ServiceCode, service_code, status_of
 from gateway.errors import ApiError
 from gateway.metrics import ClientMetrics
 from gateway.settings import Settings
+from gateway.tracing import ClientSpans
 from services.catalogue import BY_NAME
 from services.runtime.channels import REPLICA_OPTIONS, ServiceToken
 
@@ -90,7 +92,7 @@ class Service:
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracer: trace.Tracer | None = None) -> None:
         self.settings = settings
         self.by_name: dict[str, Service] = {}
         options = [
@@ -104,6 +106,8 @@ class Services:
             entry = BY_NAME[name]
             breaker = CircuitBreaker(name, settings.breaker_failures, settings.breaker_cooldown_s)
             interceptors: list[grpc.aio.ClientInterceptor] = [ClientMetrics(name), breaker]
+            if tracer is not None:  # outermost: a span per call, the breaker's refusals included
+                interceptors.insert(0, ClientSpans(name, tracer))
             if token := settings.service_token.get_secret_value():
                 interceptors.append(ServiceToken(token))  # the services' AUTH_TOKEN (services/runtime/server.py)
             channel = grpc.aio.insecure_channel(url, options=options, interceptors=interceptors)

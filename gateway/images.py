@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 from gateway.limits import BodyTooLarge
+from gateway.tracing import span
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit from the header, below
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
@@ -66,6 +67,13 @@ async def _json(request: Request) -> dict[str, Any]:
 async def read_images(request: Request, fields: tuple[str, ...], max_bytes: int) -> list[bytes]:
     """The images named `fields` from multipart file fields or a JSON body of base64 strings; a route taking one
     image also accepts it as a raw image/* body."""
+    with span("read upload", {"faceplane.upload.fields": len(fields)}) as reading:  # a span when tracing is on
+        images = await _read_images(request, fields, max_bytes)
+        reading.set_attribute("faceplane.upload.bytes", sum(len(data) for data in images))
+        return images
+
+
+async def _read_images(request: Request, fields: tuple[str, ...], max_bytes: int) -> list[bytes]:
     content_type = _content_type(request)
     if content_type == "multipart/form-data":
         form = await _form(request)
@@ -142,6 +150,14 @@ def _base64(payload: dict[str, Any], name: str) -> bytes:
 
 def inspect_header(data: bytes, max_pixels: int) -> ImageHeader:
     """Format and displayed size from the header alone; rejects unknown formats and oversized images."""
+    with span("check image header", {"faceplane.image.bytes": len(data)}) as checking:
+        header = _read_header(data, max_pixels)
+        size = {"faceplane.image.width": header.width, "faceplane.image.height": header.height}
+        checking.set_attributes({"faceplane.image.format": header.format, **size})
+        return header
+
+
+def _read_header(data: bytes, max_pixels: int) -> ImageHeader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

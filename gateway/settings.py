@@ -5,6 +5,8 @@ Each field's description is its documentation: docs/configuration.md is written 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -93,6 +95,23 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python log level.")
     log_json: bool = Field(True, description="Log JSON lines (false: plain text).")
+    tracing: bool = Field(
+        False,
+        description="Export OpenTelemetry traces: a span per `/v1/…` request, its upload checks and fan-out, and "
+        "one per gRPC call, whose W3C `traceparent` the services continue. Off: no spans, no exporter thread, "
+        "nothing sent.",
+    )
+    otlp_endpoint: str = Field(
+        "",
+        description="The OTLP/gRPC collector traces go to, e.g. `http://otel-collector:4317`; empty: "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4317`.",
+    )
+    trace_sample_ratio: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of requests traced (each through every hop, or not at all)."
+    )
+    trace_exporter: Literal["otlp", "memory"] = Field(
+        "otlp", description="`otlp` (to `OTLP_ENDPOINT`), or `memory`: kept in the process, for the tests."
+    )
 
     @field_validator("services")
     @classmethod

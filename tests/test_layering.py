@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 GATEWAY_MAY_IMPORT = {
     "services.catalogue",
     "services.runtime.error_codes",
+    "services.runtime.tracing",
     "services.runtime.logs",
     "services.runtime.channels",
 }

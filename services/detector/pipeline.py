@@ -11,6 +11,7 @@ from services.detector.align import align_face, resize_whole
 from services.detector.decode import decode_image
 from services.detector.detectors import FaceDetector
 from services.runtime.modelrepo import CropConfig
+from services.runtime.tracing import span
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,27 @@ class FacePipeline:
         max_faces: int = 0,
         skip_detection: bool = False,
     ) -> DetectionResult:
-        image = decode_image(data, self.max_pixels)
-        h, w = image.shape[:2]
+        # Spans of the call's trace when tracing is on (services/runtime/tracing.py); nothing otherwise.
+        with span("decode", {"faceplane.image.bytes": len(data)}) as decoding:
+            image = decode_image(data, self.max_pixels)
+            h, w = image.shape[:2]
+            decoding.set_attributes({"faceplane.image.width": w, "faceplane.image.height": h})
         if skip_detection:
             whole = np.array([0, 0, w, h], dtype=np.float32)
             return DetectionResult(w, h, [Face(whole, 1.0, None, [resize_whole(image, c.size) for c in crops])])
         limit = min(max_faces, self.max_faces) if max_faces > 0 else self.max_faces
-        found = sorted(self.detector.detect(image, min_confidence), key=lambda d: d.area, reverse=True)[:limit]
+        with span("detect") as detecting:
+            found = sorted(self.detector.detect(image, min_confidence), key=lambda d: d.area, reverse=True)[:limit]
+            detecting.set_attribute("faceplane.faces", len(found))
         bounds = np.array([w, h, w, h], dtype=np.float32)
-        faces = [
-            Face(
-                np.clip(d.box, 0, bounds),
-                d.score,
-                d.landmarks,
-                [align_face(image, d.landmarks, c.size, c.padding, np.array(c.template)) for c in crops],
-            )
-            for d in found
-        ]
+        with span("crop", {"faceplane.crops": len(found) * len(crops)}):
+            faces = [
+                Face(
+                    np.clip(d.box, 0, bounds),
+                    d.score,
+                    d.landmarks,
+                    [align_face(image, d.landmarks, c.size, c.padding, np.array(c.template)) for c in crops],
+                )
+                for d in found
+            ]
         return DetectionResult(w, h, faces)

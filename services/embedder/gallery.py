@@ -32,6 +32,7 @@ from redis.client import Pipeline
 
 from services.runtime.error_codes import ErrorCode
 from services.runtime.errors import ServiceError
+from services.runtime.tracing import traced
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_PAGE_SIZE = 50
@@ -56,6 +57,9 @@ KNOWN_SIZES = 10_000
 # Embeddings must be unit vectors: the cosine index would accept anything, but a caller that forgot to
 # normalise is a bug we want to hear about.
 NORM_TOLERANCE = 1e-3
+
+# What a gallery operation's span (one per operation, its round trips inside; when tracing is on) says it talks to.
+REDIS = {"db.system.name": "redis"}
 
 T = TypeVar("T")
 # (face_id, subject_id, cosine similarity)
@@ -193,6 +197,7 @@ class Gallery:
 
     # Subjects
 
+    @traced("gallery create_subject", REDIS)
     def create_subject(self, collection: str, subject_id: str, name: str) -> Subject:
         keys = self._keys(collection)
         validate_id(subject_id, "subject_id")
@@ -208,6 +213,7 @@ class Gallery:
         self._transaction(write, keys.subject(subject_id))
         return Subject(collection, subject_id, name, [])
 
+    @traced("gallery get_subject", REDIS)
     def get_subject(self, collection: str, subject_id: str) -> Subject:
         keys = self._keys(collection)
         validate_id(subject_id, "subject_id")
@@ -216,6 +222,7 @@ class Gallery:
             raise NotFound(f"no subject {subject_id!r} in collection {collection!r}")
         return subject
 
+    @traced("gallery list_subjects", REDIS)
     def list_subjects(
         self, collection: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
     ) -> tuple[list[Subject], str]:
@@ -233,6 +240,7 @@ class Gallery:
         subjects = [s for s in self._load_subjects(keys, page) if s is not None]
         return subjects, _encode_token(page[-1]) if more else ""
 
+    @traced("gallery delete_subject", REDIS)
     def delete_subject(self, collection: str, subject_id: str) -> bool:
         """Removes the subject and every one of its vectors in one transaction."""
         keys = self._keys(collection)
@@ -256,6 +264,7 @@ class Gallery:
 
     # Faces
 
+    @traced("gallery add_faces", REDIS)
     def add_faces(self, collection: str, subject_id: str, embeddings: np.ndarray) -> list[str]:
         """Enrols (N, dim) L2-normalised embeddings for an existing subject: one pipelined MULTI/EXEC, so the
         subject and its vectors are never half-written (a concurrent delete of the subject makes it retry and
@@ -284,6 +293,7 @@ class Gallery:
         self._transaction(write, keys.subject(subject_id))
         return face_ids
 
+    @traced("gallery subject_similarity", REDIS)
     def subject_similarity(self, collection: str, subject_id: str, embedding: np.ndarray) -> float:
         """The best cosine similarity between one L2-normalised embedding and the subject's enrolled faces (1:1
         verification against a person; a subject holds a handful of faces, so they are compared here)."""
@@ -307,6 +317,7 @@ class Gallery:
             raise InvalidArgument(f"subject {subject_id!r} has no enrolled faces to verify against")
         return float(np.clip(np.stack(found) @ query, -1.0, 1.0).max())
 
+    @traced("gallery delete_face", REDIS)
     def delete_face(self, collection: str, subject_id: str, face_id: str) -> bool:
         keys = self._keys(collection)
         validate_id(subject_id, "subject_id")
@@ -334,6 +345,7 @@ class Gallery:
         best first; an unknown face gets []. All queries go to Redis in one pipelined round trip."""
         return self.search(collection, embeddings, top_k, threshold).matches
 
+    @traced("gallery search", REDIS)
     def search(
         self, collection: str, embeddings: np.ndarray, top_k: int = 1, threshold: Threshold = -1.0
     ) -> Identification:
@@ -370,6 +382,7 @@ class Gallery:
         ]
         return Identification(self._named(keys, best), faces, cut)
 
+    @traced("gallery count_faces", REDIS)
     def count_faces(self, collection: str) -> int:
         """How many face vectors the collection holds."""
         keys = self._keys(collection)

@@ -10,6 +10,7 @@ request is its own model call, as without this module.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from services.runtime.metrics import MODEL_BATCH_SIZE, MODEL_INFERENCE_SECONDS
+from services.runtime.tracing import current_tracer, record_span, span
 
 T = TypeVar("T")
 
@@ -27,6 +29,9 @@ class _Pending(Generic[T]):
     rows: np.ndarray
     future: asyncio.Future[list[T]]
     arrived: float = field(default_factory=time.monotonic)
+    # For the request's trace: when it was queued, and its batch's model call (start, end, rows, requests).
+    queued_ns: int = field(default_factory=time.time_ns)
+    batch: tuple[int, int, int, int] | None = None
 
 
 class DynamicBatcher(Generic[T]):
@@ -50,13 +55,36 @@ class DynamicBatcher(Generic[T]):
     async def __call__(self, rows: np.ndarray) -> list[T]:
         """The model's answers for `rows` (one request's crops), in order."""
         if self.max_batch_size == 1:
-            return await asyncio.to_thread(self._timed, rows)
+            with span("inference", {"faceplane.model": self._model, "faceplane.batch.rows": len(rows)}):
+                return await asyncio.to_thread(self._timed, rows)
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._loop_task = asyncio.create_task(self._collect(), name=f"batcher-{self._model}")
+            # In a context of its own: the collector serves every request, not the first one's trace.
+            self._loop_task = asyncio.create_task(
+                self._collect(), name=f"batcher-{self._model}", context=contextvars.Context()
+            )
         future: asyncio.Future[list[T]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(rows, future))
-        return await future
+        pending = _Pending(rows, future)
+        await self._queue.put(pending)
+        try:
+            return await future
+        finally:
+            if current_tracer() is not None:
+                self._trace(pending)
+
+    def _trace(self, pending: _Pending[T]) -> None:
+        """The request's wait for its batch and the batch's model call, as spans of the request's own trace (the
+        batch runs in the collector's task, outside every request's context); the call's span says how many rows
+        and requests shared it."""
+        if pending.batch is None:  # given up on before its batch ran
+            return
+        start, end, rows, requests = pending.batch
+        model = {"faceplane.model": self._model}
+        record_span("batch wait", pending.queued_ns, start, {**model, "faceplane.request.rows": len(pending.rows)})
+        future = pending.future
+        error = future.exception() if future.done() and not future.cancelled() else None
+        attributes = {**model, "faceplane.batch.rows": rows, "faceplane.batch.requests": requests}
+        record_span("inference", start, end, attributes, error)
 
     def _timed(self, rows: np.ndarray) -> list[T]:
         started = time.perf_counter()
@@ -100,15 +128,19 @@ class DynamicBatcher(Generic[T]):
             if not live:
                 return
             rows = live[0].rows if len(live) == 1 else np.concatenate([p.rows for p in live])
+            started = time.time_ns()
             try:
                 results = await asyncio.to_thread(self._timed, rows)
             except Exception as exc:  # handed to every caller of the batch, who maps it
                 for p in live:
+                    p.batch = (started, time.time_ns(), len(rows), len(live))
                     if not p.future.done():
                         p.future.set_exception(exc)
                 return
+            ended = time.time_ns()
             start = 0
             for p in live:
+                p.batch = (started, ended, len(rows), len(live))
                 if not p.future.done():
                     p.future.set_result(results[start : start + len(p.rows)])
                 start += len(p.rows)

@@ -20,7 +20,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 
+from services.catalogue import SERVICES
 from services.runtime.backends import BackendError
 from services.runtime.channels import token_metadata
 from services.runtime.error_codes import ErrorCode
@@ -28,6 +30,7 @@ from services.runtime.errors import ErrorInterceptor, ServiceError, handler_like
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import MetricsInterceptor, serve_metrics
 from services.runtime.settings import ServiceSettings, load_settings
+from services.runtime.tracing import TracingInterceptor, shut_down, tracer_provider
 
 log = logging.getLogger("faceplane.server")
 
@@ -73,6 +76,17 @@ class ServiceServer:
             MetricsInterceptor(),
             ErrorInterceptor({**RUNTIME_ERRORS, **errors}),
         ]
+        self.tracer_provider: TracerProvider | None = None
+        if settings.tracing:
+            self.tracer_provider = tracer_provider(
+                _traced_name(self.registrations),
+                settings.trace_exporter,
+                settings.otlp_endpoint,
+                settings.trace_sample_ratio,
+            )
+            # Outside even the metrics: the span covers all the call costs, and ends with the status (and the
+            # machine code) the error interceptor answered, as the caller sees it.
+            interceptors.insert(0, TracingInterceptor(self.tracer_provider.get_tracer("faceplane.server")))
         token = settings.auth_token.get_secret_value()
         if token:
             interceptors.append(TokenInterceptor(token))
@@ -139,7 +153,16 @@ class ServiceServer:
             self._probing.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_s)
+        if self.tracer_provider is not None:
+            await shut_down(self.tracer_provider)
         log.info("stopped")
+
+
+def _traced_name(registrations: Sequence[Registration]) -> str:
+    """The service's catalogue name (`detector`), which its spans carry as `service.name`."""
+    hosted = {r.service_name for r in registrations}
+    names = [s.name for s in SERVICES if s.grpc_service in hosted]
+    return names[0] if names else next(iter(sorted(hosted)), "service")
 
 
 # Open without the token: probes (the kubelet's, the gateway's readiness) and reflection (what the API looks like).

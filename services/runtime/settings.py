@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +71,26 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="Seconds the models' warm-up may take before the service reports SERVING anyway "
         "(a slow or absent model server).",
+    )
+    tracing: bool = Field(
+        False,
+        description="Export OpenTelemetry traces: a span per call (continuing the gateway's trace from the W3C "
+        "`traceparent` in its metadata), and spans for decoding, detection, batch waits, model calls and gallery "
+        "operations. Off: no spans, no exporter thread.",
+    )
+    otlp_endpoint: str = Field(
+        "",
+        description="The OTLP/gRPC collector traces go to, e.g. `http://otel-collector:4317`; empty: "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4317`.",
+    )
+    trace_sample_ratio: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded; a call that comes with a trace follows its caller's decision.",
+    )
+    trace_exporter: Literal["otlp", "memory"] = Field(
+        "otlp", description="`otlp` (to `OTLP_ENDPOINT`), or `memory`: kept in the process, for the tests."
     )
 
     def backend_options(self) -> BackendOptions:

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from deploy.local.stack import REDIS_PERSISTENCE
+from gateway.settings import Settings
+from services.runtime.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "faceplane"
@@ -287,6 +289,24 @@ def test_the_gateway_finds_every_enabled_service_and_only_those() -> None:
         "redis-url",
     )
     assert the_secret(docs)["redis-url"].endswith("@rel-faceplane-redis:6379/0")
+
+
+def test_tracing_is_off_by_default_and_points_every_pod_at_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not any("TRACING" in str(c.get("env")) for c in containers_by_component(render()).values())
+    endpoint = "http://otel-collector.observability:4317"
+    docs = render(sets=("tracing.enabled=true", f"tracing.otlpEndpoint={endpoint}", "tracing.sampleRatio=0.25"))
+    containers = containers_by_component(docs)
+    for name in ["gateway", *MODEL_SERVICES]:
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in containers[name]["env"]}
+        prefix = f"FACEPLANE_{name.upper()}_"
+        assert env["FACEPLANE_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["OTEL_RESOURCE_ATTRIBUTES"] == "k8s.pod.name=$(FACEPLANE_POD_NAME),k8s.namespace.name=faces"
+        for key in ("TRACING", "OTLP_ENDPOINT", "TRACE_SAMPLE_RATIO"):
+            monkeypatch.setenv(prefix + key, env[prefix + key])
+        # the names and values the chart sets are the components' own settings
+        settings = Settings() if name == "gateway" else load_settings(name)
+        assert (settings.tracing, settings.otlp_endpoint, settings.trace_sample_ratio) == (True, endpoint, 0.25)
+    assert "TRACING" not in str(containers["redis"].get("env"))  # not ours
 
 
 def test_redis_keeps_its_data() -> None:

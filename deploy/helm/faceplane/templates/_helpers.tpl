@@ -147,3 +147,21 @@ on the REST port, at /metrics per the image's monitoring.config). */ -}}
 {grpc: 7070, http: 8080, metrics: 8082}
 {{- end -}}
 {{- end -}}
+
+{{/* Traces (values `tracing`, when enabled): a component's settings under its prefix, its pod on its spans. */}}
+{{- define "faceplane.tracingEnv" -}}
+{{- with .root.Values.tracing }}
+- name: {{ $.prefix }}TRACING
+  value: "true"
+- name: {{ $.prefix }}OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: {{ $.prefix }}TRACE_SAMPLE_RATIO
+  value: {{ .sampleRatio | quote }}
+- name: FACEPLANE_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "k8s.pod.name=$(FACEPLANE_POD_NAME),k8s.namespace.name=%s" $.root.Release.Namespace | quote }}
+{{- end }}
+{{- end -}}
