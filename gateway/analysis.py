@@ -61,7 +61,8 @@ async def detect_faces(services: Services, settings: Settings, data: bytes, opti
     return detect_json(await detect(services, settings, data, options, crops=[]))
 
 
-async def crop_spec_of(services: Services, settings: Settings, name: str) -> common_pb2.CropSpec:
+async def crop_specs_of(services: Services, settings: Settings, name: str) -> list[common_pb2.CropSpec]:
+    """The crops the service takes of each face, in the order it takes them (its Describe, cached)."""
     service = services.get(name)
     if service is None:
         raise LookupError(f"the {name} service is not deployed")
@@ -71,17 +72,26 @@ async def crop_spec_of(services: Services, settings: Settings, name: str) -> com
         raise LookupError(f"the {name} service is unavailable ({exc.code().name.lower()})") from exc
     if not info.crops:
         raise LookupError(f"the {name} service names no crop spec")
-    return info.crops[0]
+    return list(info.crops)
 
 
-async def _call(services: Services, settings: Settings, name: str, crops: list[common_pb2.FaceCrop]) -> list[Any]:
+async def crop_spec_of(services: Services, settings: Settings, name: str) -> common_pb2.CropSpec:
+    """The service's one crop (its first: the embedder's, for the verification and gallery routes)."""
+    return (await crop_specs_of(services, settings, name))[0]
+
+
+async def _call(
+    services: Services, settings: Settings, name: str, crops: list[common_pb2.FaceCrop], faces: int
+) -> list[Any]:
+    """The service's results for `faces` faces, sent their crops face-major (each face's in the service's spec
+    order): one result per face."""
     entry = BY_NAME[name]
     service = services.require(name)
     request = common_pb2.CropsRequest(crops=crops)
     response = await getattr(service.stub, entry.rpc)(request, timeout=settings.analysis_deadline_s)
     results = list(getattr(response, entry.results))
-    if len(results) != len(crops):
-        raise ValueError(f"{name} answered {len(results)} results for {len(crops)} faces")
+    if len(results) != faces:
+        raise ValueError(f"{name} answered {len(results)} results for {faces} faces")
     return results
 
 
@@ -94,24 +104,31 @@ async def analyze(
     names = sorted(features_of)
 
     failures: dict[str, str] = {}
-    specs: dict[str, common_pb2.CropSpec] = {}
+    specs: dict[str, list[common_pb2.CropSpec]] = {}
     # Spans when tracing is on (gateway/tracing.py): each gRPC call below has its own, under these.
     with span("crop specs", {"faceplane.services": names}):
-        described = await asyncio.gather(*(crop_spec_of(services, settings, n) for n in names), return_exceptions=True)
+        described = await asyncio.gather(*(crop_specs_of(services, settings, n) for n in names), return_exceptions=True)
     for name, spec in zip(names, described, strict=True):
         if isinstance(spec, BaseException):
             failures[name] = str(spec)
         else:
             specs[name] = spec
-    unique = list({spec.name: spec for spec in specs.values()}.values())
+    # Each crop is cut once, however many services take it (a spec's name stands for the spec).
+    unique = list({spec.name: spec for taken in specs.values() for spec in taken}.values())
     detected = await detect(services, settings, data, options, unique)
     position = {spec.name: i for i, spec in enumerate(unique)}
 
     answers: dict[str, list[Any]] = {}
     if detected.faces and specs:
         calls = {
-            name: _call(services, settings, name, [face.crops[position[spec.name]] for face in detected.faces])
-            for name, spec in specs.items()
+            name: _call(
+                services,
+                settings,
+                name,
+                [face.crops[position[spec.name]] for face in detected.faces for spec in taken],
+                len(detected.faces),
+            )
+            for name, taken in specs.items()
         }
         with span("fan-out", {"faceplane.services": sorted(calls), "faceplane.faces": len(detected.faces)}):
             results = await asyncio.gather(*calls.values(), return_exceptions=True)

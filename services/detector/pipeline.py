@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.detector.align import align_face, resize_whole
+from services.detector.align import cut
 from services.detector.decode import decode_image
 from services.detector.detectors import FaceDetector
 from services.runtime.modelrepo import CropConfig
@@ -20,6 +20,21 @@ class Face:
     score: float
     landmarks: np.ndarray | None  # (5, 2); None when detection was skipped
     crops: list[np.ndarray] = field(default_factory=list)  # one per requested crop spec
+    to_image: list[np.ndarray] = field(default_factory=list)  # each crop's 2×3 affine, crop pixel → image pixel
+
+
+def cut_face(
+    image: np.ndarray,
+    box: np.ndarray,
+    answered_box: np.ndarray,
+    score: float,
+    landmarks: np.ndarray | None,
+    specs: Sequence[CropConfig],
+) -> Face:
+    """The face with a crop per spec, cut from the box as the detector found it (the answer's box is clipped to the
+    image; the box crops' scaling is about the found box, as the models were evaluated)."""
+    cuts = [cut(image, box, landmarks, spec) for spec in specs]
+    return Face(answered_box, score, landmarks, [pixels for pixels, _ in cuts], [m for _, m in cuts])
 
 
 @dataclass(frozen=True)
@@ -50,20 +65,12 @@ class FacePipeline:
             decoding.set_attributes({"faceplane.image.width": w, "faceplane.image.height": h})
         if skip_detection:
             whole = np.array([0, 0, w, h], dtype=np.float32)
-            return DetectionResult(w, h, [Face(whole, 1.0, None, [resize_whole(image, c.size) for c in crops])])
+            return DetectionResult(w, h, [cut_face(image, whole, whole, 1.0, None, crops)])
         limit = min(max_faces, self.max_faces) if max_faces > 0 else self.max_faces
         with span("detect") as detecting:
             found = sorted(self.detector.detect(image, min_confidence), key=lambda d: d.area, reverse=True)[:limit]
             detecting.set_attribute("faceplane.faces", len(found))
         bounds = np.array([w, h, w, h], dtype=np.float32)
         with span("crop", {"faceplane.crops": len(found) * len(crops)}):
-            faces = [
-                Face(
-                    np.clip(d.box, 0, bounds),
-                    d.score,
-                    d.landmarks,
-                    [align_face(image, d.landmarks, c.size, c.padding, np.array(c.template)) for c in crops],
-                )
-                for d in found
-            ]
+            faces = [cut_face(image, d.box, np.clip(d.box, 0, bounds), d.score, d.landmarks, crops) for d in found]
         return DetectionResult(w, h, faces)

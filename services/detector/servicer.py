@@ -45,7 +45,10 @@ def to_proto(
         out = response.faces.add(
             box=common_pb2.Box(x=x1, y=y1, width=x2 - x1, height=y2 - y1),
             confidence=face.score,
-            crops=[crop_to_proto(spec.name, pixels) for spec, pixels in zip(specs, face.crops, strict=True)],
+            crops=[
+                crop_to_proto(spec.name, pixels, to_image)
+                for spec, pixels, to_image in zip(specs, face.crops, face.to_image, strict=True)
+            ],
         )
         if face.landmarks is not None:
             out.landmarks.CopyFrom(_landmarks(face.landmarks))

@@ -7,20 +7,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from services.runtime.backends import BackendOptions, InferenceBackend, create_backend, served_name
 
 
 class CropConfig(BaseModel):
-    """The aligned crop the model was trained on (see CropSpec in common.proto)."""
+    """The crop the model was trained on (see CropSpec in common.proto): `aligned`, five landmarks onto a template
+    (size, padding, template), or `box`, the detector's face box scaled about its centre (size, scale, square,
+    level_eyes, inside)."""
 
     name: str
+    kind: Literal["aligned", "box"] = "aligned"
     size: int = Field(gt=0, le=1024)
     padding: float = Field(default=0.0, ge=0.0, le=1.0)
     # Five (x, y) landmark positions as fractions of the crop side; empty: the standard template with padding.
     template: list[tuple[float, float]] = Field(default=[], min_length=0, max_length=5)
+    # box: the multiplier of the box's sides about its centre.
+    scale: float = Field(default=1.0, gt=0.0)
+    # box: a square on the box's longer side before scaling.
+    square: bool = False
+    # box: turned about its centre so that the detector's eye line is level.
+    level_eyes: bool = False
+    # box: shifted, and shrunk when needed, to stay inside the image (MiniFASNet's AffineCrop); else the border is
+    # replicated outside the image.
+    inside: bool = False
 
     @field_validator("template")
     @classmethod
@@ -28,6 +40,16 @@ class CropConfig(BaseModel):
         if value and (len(value) != 5 or not all(-0.5 <= c <= 1.5 for point in value for c in point)):
             raise ValueError("a template is five (x, y) points given as fractions of the crop side")
         return value
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> CropConfig:
+        if self.kind == "box" and (self.template or self.padding):
+            raise ValueError("a box crop takes no template or padding (those are an aligned crop's)")
+        if self.kind == "aligned" and (self.scale != 1.0 or self.square or self.level_eyes or self.inside):
+            raise ValueError("an aligned crop takes no scale, square, level_eyes or inside (those are a box crop's)")
+        if self.inside and self.level_eyes:
+            raise ValueError("an inside crop is not turned (MiniFASNet's AffineCrop is upright)")
+        return self
 
     def flat_template(self) -> list[float]:
         return [c for point in self.template for c in point]

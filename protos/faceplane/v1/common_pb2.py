@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61\x63\x65plane/v1/common.proto\x12\x0c\x66\x61\x63\x65plane.v1\"\x15\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\":\n\x03\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xd0\x01\n\tLandmarks\x12%\n\x08left_eye\x18\x01 \x01(\x0b\x32\x13.faceplane.v1.Point\x12&\n\tright_eye\x18\x02 \x01(\x0b\x32\x13.faceplane.v1.Point\x12!\n\x04nose\x18\x03 \x01(\x0b\x32\x13.faceplane.v1.Point\x12\'\n\nmouth_left\x18\x04 \x01(\x0b\x32\x13.faceplane.v1.Point\x12(\n\x0bmouth_right\x18\x05 \x01(\x0b\x32\x13.faceplane.v1.Point\"I\n\x08\x43ropSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x05\x12\x0f\n\x07padding\x18\x03 \x01(\x02\x12\x10\n\x08template\x18\x04 \x03(\x02\"Y\n\x08\x46\x61\x63\x65\x43rop\x12\x0c\n\x04spec\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\x12\x0e\n\x06pixels\x18\x05 \x01(\x0c\"5\n\x0c\x43ropsRequest\x12%\n\x05\x63rops\x18\x01 \x03(\x0b\x32\x16.faceplane.v1.FaceCrop\";\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"]\n\x0bServiceInfo\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.faceplane.v1.ModelInfo\x12%\n\x05\x63rops\x18\x02 \x03(\x0b\x32\x16.faceplane.v1.CropSpecb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61\x63\x65plane/v1/common.proto\x12\x0c\x66\x61\x63\x65plane.v1\"\x15\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\":\n\x03\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xd0\x01\n\tLandmarks\x12%\n\x08left_eye\x18\x01 \x01(\x0b\x32\x13.faceplane.v1.Point\x12&\n\tright_eye\x18\x02 \x01(\x0b\x32\x13.faceplane.v1.Point\x12!\n\x04nose\x18\x03 \x01(\x0b\x32\x13.faceplane.v1.Point\x12\'\n\nmouth_left\x18\x04 \x01(\x0b\x32\x13.faceplane.v1.Point\x12(\n\x0bmouth_right\x18\x05 \x01(\x0b\x32\x13.faceplane.v1.Point\"\xd5\x01\n\x08\x43ropSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x05\x12\x0f\n\x07padding\x18\x03 \x01(\x02\x12\x10\n\x08template\x18\x04 \x03(\x02\x12)\n\x04kind\x18\x05 \x01(\x0e\x32\x1b.faceplane.v1.CropSpec.Kind\x12\r\n\x05scale\x18\x06 \x01(\x02\x12\x0e\n\x06square\x18\x07 \x01(\x08\x12\x12\n\nlevel_eyes\x18\x08 \x01(\x08\x12\x0e\n\x06inside\x18\t \x01(\x08\"\x1c\n\x04Kind\x12\x0b\n\x07\x41LIGNED\x10\x00\x12\x07\n\x03\x42OX\x10\x01\"k\n\x08\x46\x61\x63\x65\x43rop\x12\x0c\n\x04spec\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\x12\x0e\n\x06pixels\x18\x05 \x01(\x0c\x12\x10\n\x08to_image\x18\x06 \x03(\x02\"5\n\x0c\x43ropsRequest\x12%\n\x05\x63rops\x18\x01 \x03(\x0b\x32\x16.faceplane.v1.FaceCrop\";\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"]\n\x0bServiceInfo\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.faceplane.v1.ModelInfo\x12%\n\x05\x63rops\x18\x02 \x03(\x0b\x32\x16.faceplane.v1.CropSpecb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,16 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POINT']._serialized_end=155
   _globals['_LANDMARKS']._serialized_start=158
   _globals['_LANDMARKS']._serialized_end=366
-  _globals['_CROPSPEC']._serialized_start=368
-  _globals['_CROPSPEC']._serialized_end=441
-  _globals['_FACECROP']._serialized_start=443
-  _globals['_FACECROP']._serialized_end=532
-  _globals['_CROPSREQUEST']._serialized_start=534
-  _globals['_CROPSREQUEST']._serialized_end=587
-  _globals['_MODELINFO']._serialized_start=589
-  _globals['_MODELINFO']._serialized_end=648
-  _globals['_DESCRIBEREQUEST']._serialized_start=650
-  _globals['_DESCRIBEREQUEST']._serialized_end=667
-  _globals['_SERVICEINFO']._serialized_start=669
-  _globals['_SERVICEINFO']._serialized_end=762
+  _globals['_CROPSPEC']._serialized_start=369
+  _globals['_CROPSPEC']._serialized_end=582
+  _globals['_CROPSPEC_KIND']._serialized_start=554
+  _globals['_CROPSPEC_KIND']._serialized_end=582
+  _globals['_FACECROP']._serialized_start=584
+  _globals['_FACECROP']._serialized_end=691
+  _globals['_CROPSREQUEST']._serialized_start=693
+  _globals['_CROPSREQUEST']._serialized_end=746
+  _globals['_MODELINFO']._serialized_start=748
+  _globals['_MODELINFO']._serialized_end=807
+  _globals['_DESCRIBEREQUEST']._serialized_start=809
+  _globals['_DESCRIBEREQUEST']._serialized_end=826
+  _globals['_SERVICEINFO']._serialized_start=828
+  _globals['_SERVICEINFO']._serialized_end=921
 # @@protoc_insertion_point(module_scope)
