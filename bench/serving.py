@@ -4,7 +4,9 @@
 
 1. raw model throughput: each model in-process (ONNX Runtime, one thread), faces/s at batch 1 and its best batch;
 2. end to end: POST /v1/analyze with every feature, at concurrency 1, 8 and 32, on a photo with one face and one
-   with six; images/s and p50/p95/p99 latency, with the services' dynamic batching off and on (two stacks);
+   with six; images/s and p50/p95/p99 latency, with the services' dynamic batching off and on, for the float models
+   (the defaults before issue 23, `INT8=false`) and today's defaults (int8 variants where there are some): four
+   stacks, one after the other;
 3. serving efficiency: end-to-end faces/s over the in-process pipeline's faces/s (decode, detect, align, every
    model, on all cores) for the same photo on the same machine.
 The load generator runs on the same machine as the stack and takes some of its CPU; that is part of the figure.
@@ -38,7 +40,7 @@ from services.detector.pipeline import FacePipeline
 from services.embedder.model import EmbeddingModel
 from services.emotion.model import EmotionModel
 from services.generator.model import FaceGenerator
-from services.runtime.modelrepo import LoadedModel, load_model
+from services.runtime.modelrepo import LoadedModel, load_model, preferred_model
 from tests import images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,18 +48,23 @@ MODEL_REPO = REPO / "model-repo"
 FEATURES = "emotion,age,gender,mask,attributes,embedding"
 BATCHES = (1, 4, 16, 32, 64)
 Models = dict[str, tuple[LoadedModel, Callable[[np.ndarray], Any]]]
+MODELS = {False: "float", True: "int8"}  # INT8 off: the defaults before issue 23; on: today's
 
 
-def analysis_models() -> Models:
-    """The default model of each analysis service and the function its service calls, by service."""
-    emotion = load_model(MODEL_REPO, "emotion_faceplane")
-    agegender = load_model(MODEL_REPO, "agegender_faceplane")
-    attributes = load_model(MODEL_REPO, "celeba_attributes")
-    embedder = load_model(MODEL_REPO, "dlib_resnet")
+def analysis_models(int8: bool) -> Models:
+    """The model each analysis service runs by default (with `INT8` as given) and the function it calls, by service."""
+
+    def model(name: str) -> LoadedModel:
+        return load_model(MODEL_REPO, preferred_model(MODEL_REPO, name, "onnx", int8))
+
+    emotion = model("emotion_faceplane")
+    agegender = model("agegender_faceplane")
+    attributes = model("celeba_attributes")
+    embedder = load_model(MODEL_REPO, "dlib_resnet")  # the embedder never switches (services/embedder/servicer.py)
     return {
         "emotion": (emotion, EmotionModel(emotion).predict),
         "agegender": (agegender, age_gender_model(agegender).predict),
-        "attributes": (attributes, AttributesModel(attributes, load_model(MODEL_REPO, "mask_faceplane")).predict),
+        "attributes": (attributes, AttributesModel(attributes, model("mask_faceplane")).predict),
         "embedder": (embedder, EmbeddingModel(embedder).embed),
     }
 
@@ -119,7 +126,9 @@ async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[
     return {"concurrency": concurrency, "errors": errors, "faces_per_s": faces / wall, **summary}
 
 
-def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float, backend: str) -> list[dict[str, Any]]:
+def end_to_end(
+    photos: dict[str, bytes], batching: bool, seconds: float, backend: str, int8: bool
+) -> list[dict[str, Any]]:
     services = available_services()
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(
@@ -128,9 +137,11 @@ def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float, backend
             data_dir=Path(tmp) / "redis",
             services=services,
         )
+        stack.start_timeout_s = 300  # the models warm up on cores the load generator and other stacks' leftovers share
         for service in services:
             stack.extra_env[f"FACEPLANE_{service.upper()}_BATCHING"] = str(batching).lower()
             stack.extra_env[f"FACEPLANE_{service.upper()}_BACKEND"] = backend
+            stack.extra_env[f"FACEPLANE_{service.upper()}_INT8"] = str(int8).lower()
         stack.start()
         try:
             url = f"http://127.0.0.1:{stack.ports['gateway']}"
@@ -138,10 +149,13 @@ def end_to_end(photos: dict[str, bytes], batching: bool, seconds: float, backend
             for photo, data in photos.items():
                 for concurrency in (1, 8, 32):
                     result = asyncio.run(load(url, data, concurrency, seconds))
-                    rows.append({"photo": photo, "batching": batching, **result})
+                    rows.append({"photo": photo, "models": MODELS[int8], "batching": batching, **result})
                     state = "on " if batching else "off"
-                    print(f"  batching {state} {photo:20} c={concurrency:<3} {result['images_per_s']:6.1f} img/s  "
-                          f"p99 {result['ms_p99']:7.0f} ms", flush=True)  # fmt: skip
+                    print(
+                        f"  {MODELS[int8]:5} batching {state} {photo:20} c={concurrency:<3} "
+                        f"{result['images_per_s']:6.1f} img/s  p99 {result['ms_p99']:7.0f} ms",
+                        flush=True,
+                    )
             return rows
         finally:
             stack.stop()
@@ -161,33 +175,37 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}"
     print(f"faceplane serving benchmark · {machine} · {datetime.date.today()}", flush=True)
 
-    models = analysis_models()
     pipeline = FacePipeline(configured_detector(MODEL_REPO), 10**8, 100)
-    raw = raw_models(models, pipeline, group, args.seconds / 4)
+    raw, in_process = [], {}
     print(f"\n1. each model alone, in-process (ONNX Runtime, 1 thread)\n{'model':44} {'batch 1':>9} {'best':>9}")
-    for r in raw:
-        print(f"{r['model']:44} {r['batch_1']:9.1f} {r['best']:9.1f}  (batch {r['best_batch']}) faces/s")
-
-    in_process = {photo: pipeline_faces_per_s(models, pipeline, data, args.seconds) for photo, data in photos.items()}
+    for int8 in (False, True):
+        models = analysis_models(int8)
+        for r in raw_models(models, pipeline, group, args.seconds / 4):
+            raw.append({**r, "models": MODELS[int8]})
+            print(f"{r['model']:44} {r['batch_1']:9.1f} {r['best']:9.1f}  (batch {r['best_batch']}) faces/s")
+        for photo, data in photos.items():
+            in_process[(MODELS[int8], photo)] = pipeline_faces_per_s(models, pipeline, data, args.seconds)
     e2e = []
     print("\n2. POST /v1/analyze, all features", flush=True)
-    for batching in (False, True):
-        e2e += end_to_end(photos, batching, args.seconds, args.backend)
-    header = ["photo", "conc", "batching", "img/s", "faces/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
+    for int8 in (False, True):
+        for batching in (False, True):
+            e2e += end_to_end(photos, batching, args.seconds, args.backend, int8)
+    header = ["models", "photo", "conc", "batching", "img/s", "faces/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
     print("\n" + " | ".join(header))
     for r in e2e:
         rates = [f"{r['images_per_s']:.1f}", f"{r['faces_per_s']:.1f}"]
         latency = [f"{r[k]:.0f}" for k in ("ms_p50", "ms_p95", "ms_p99")]
-        cells = [r["photo"], r["concurrency"], "on" if r["batching"] else "off", *rates, *latency, r["errors"]]
+        cells = [r["models"], r["photo"], r["concurrency"], "on" if r["batching"] else "off", *rates, *latency,
+                 r["errors"]]  # fmt: skip
         print(" | ".join(str(c) for c in cells))
 
-    efficiency = {}
+    efficiency = []
     print("\n3. serving efficiency: best end-to-end faces/s ÷ in-process pipeline faces/s (all cores)")
-    for photo, raw_rate in in_process.items():
-        best = max(r["faces_per_s"] for r in e2e if r["photo"] == photo)
-        efficiency[photo] = {"pipeline_faces_per_s": raw_rate, "best_end_to_end_faces_per_s": best,
-                             "efficiency": best / raw_rate}  # fmt: skip
-        print(f"{photo:20} pipeline {raw_rate:7.1f} faces/s · end to end {best:7.1f} · {best / raw_rate:.2f}")
+    for (kind, photo), raw_rate in in_process.items():
+        best = max(r["faces_per_s"] for r in e2e if r["photo"] == photo and r["models"] == kind)
+        efficiency.append({"models": kind, "photo": photo, "pipeline_faces_per_s": raw_rate,
+                           "best_end_to_end_faces_per_s": best, "efficiency": best / raw_rate})  # fmt: skip
+        print(f"{kind:5} {photo:20} pipeline {raw_rate:7.1f} faces/s · end to end {best:7.1f} · {best / raw_rate:.2f}")
 
     out = args.out
     detector = pipeline.detector.config.name

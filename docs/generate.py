@@ -34,6 +34,9 @@ SERVICE_SETTINGS = {
     "agegender": "services.agegender.servicer:AgeGenderSettings",
     "attributes": "services.attributes.servicer:AttributesSettings",
     "generator": "services.generator.servicer:GeneratorSettings",
+    "quality": "services.quality.servicer:QualitySettings",
+    "liveness": "services.liveness.servicer:LivenessSettings",
+    "facemesh": "services.facemesh.servicer:FacemeshSettings",
 }
 
 # Environment variables read outside a settings class (tests/test_docs.py finds every one in the code).

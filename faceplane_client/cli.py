@@ -3,7 +3,7 @@
     faceplane analyze photo.jpg                       faceplane verify a.jpg b.jpg
     faceplane detect photo.jpg --json                 faceplane enroll staff alice alice.jpg --create
     faceplane identify staff photo.jpg --top-k 3      faceplane generate 4 --seed 7 --out faces/
-    faceplane anonymize photo.jpg --out anon.png
+    faceplane anonymize photo.jpg --out anon.png      faceplane cluster party/*.jpg
     faceplane keys create --name app --scopes read,enrol --collections staff   # operators: talks to Redis
     faceplane keys list | faceplane keys revoke <key id>
 
@@ -51,12 +51,18 @@ def face_rows(faces: list[Face]) -> list[list[str]]:
             f"{f['gender']['label']} {f['gender']['score']:.2f}" if "gender" in f else "",
             f"{f['mask']['label']}" if "mask" in f else "",
             ", ".join(name for name, p in top if p >= 0.5),
+            f"{f['quality']['score']:.2f}" if "quality" in f else "",
+            f"{f['liveness']['label']} {f['liveness']['score']:.2f}" if "liveness" in f else "",
+            "{yaw:.0f}/{pitch:.0f}/{roll:.0f}".format(**f["pose"]) if "pose" in f else "",
             "; ".join(f"{k}: {v}" for k, v in (f.get("errors") or {}).items()),
         ])  # fmt: skip
     return rows
 
 
-FACE_HEADERS = ["#", "box", "conf", "emotion", "age", "gender", "mask", "attributes", "errors"]
+FACE_HEADERS = [
+    "#", "box", "conf", "emotion", "age", "gender", "mask", "attributes", "quality", "liveness", "yaw/pitch/roll",
+    "errors",
+]  # fmt: skip
 
 
 def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
         answer = client.detect(args.image) if args.command == "detect" else client.analyze(args.image, args.features)
         return answer, table(FACE_HEADERS, face_rows(answer["faces"]))
     if args.command == "verify":
-        v = client.verify(args.image1, args.image2)
+        v = client.verify(args.image1, args.image2, args.require_liveness)
         verdict = "same person" if v["match"] else "different people"
         return v, f"{verdict}: similarity {v['similarity']:.3f} (threshold {v['threshold']:.3f})"
     if args.command == "enroll":
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
             except FaceplaneError as exc:
                 if exc.code != "already_exists":
                     raise
-        e = client.enroll(args.collection, args.subject_id, args.image)
+        e = client.enroll(args.collection, args.subject_id, args.image, args.min_quality, args.require_liveness)
         return e, f"enrolled face {e['face_id']} for {args.subject_id} in {args.collection}"
     if args.command == "identify":
         answer = client.identify(args.collection, args.image, args.top_k, args.threshold)
@@ -85,6 +91,12 @@ def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
             if not f["matches"]:
                 rows.append([str(i), box(f), "(nobody enrolled matches)", "", ""])
         return answer, table(["#", "box", "subject", "name", "similarity"], rows)
+    if args.command == "cluster":
+        clustered = client.cluster(args.images, args.threshold)
+        rows = [[str(c["cluster_id"]), str(args.images[f["image"]]), box(f)]
+                for c in clustered["clusters"] for f in c["members"]]  # fmt: skip
+        rows += [["noise", str(args.images[f["image"]]), box(f)] for f in clustered["noise"]]
+        return clustered, table(["cluster", "image", "box"], rows)
     if args.command == "generate":
         pngs, seed = client.generate(args.count, args.seed)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -171,17 +183,24 @@ def parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="are the largest faces of two photos the same person?")
     verify.add_argument("image1", type=Path)
     verify.add_argument("image2", type=Path)
+    live = "refuse (spoof_detected) a face the liveness service takes for a printed photo or a screen"
+    verify.add_argument("--require-liveness", action="store_true", help=live)
     enroll = sub.add_parser("enroll", help="add a face to a subject of a collection")
     enroll.add_argument("collection")
     enroll.add_argument("subject_id")
     enroll.add_argument("image", type=Path)
     enroll.add_argument("--create", action="store_true", help="create the subject first if it does not exist")
     enroll.add_argument("--name", default="")
+    enroll.add_argument("--min-quality", type=float, help="refuse the face if its quality score is below this (0..1)")
+    enroll.add_argument("--require-liveness", action="store_true", help=live)
     identify = sub.add_parser("identify", help="who is in the photo, among a collection's subjects")
     identify.add_argument("collection")
     identify.add_argument("image", type=Path)
     identify.add_argument("--top-k", type=int)
     identify.add_argument("--threshold", type=float)
+    cluster = sub.add_parser("cluster", help="group the faces of many photos by person")
+    cluster.add_argument("images", type=Path, nargs="+")
+    cluster.add_argument("--threshold", type=float, help="cosine similarity every two faces of a cluster reach")
     generate = sub.add_parser("generate", help="new faces (PNG files)")
     generate.add_argument("count", type=int)
     generate.add_argument("--seed", type=int)

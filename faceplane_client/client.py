@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import httpx
 
-from faceplane_client.types import Enrolment, Faces, Identification, Subject, Verification
+from faceplane_client.types import Clustering, Enrolment, Faces, Identification, Subject, Verification
 
 ImageInput = str | Path | bytes
 
@@ -69,9 +69,18 @@ class FaceplaneClient:
         params = {"features": ",".join(features) if features else None, "max_faces": max_faces}
         return cast(Faces, self._call("POST", "/v1/analyze", files=_file(image), params=params))
 
-    def verify(self, image1: ImageInput, image2: ImageInput) -> Verification:
+    def verify(self, image1: ImageInput, image2: ImageInput, require_liveness: bool = False) -> Verification:
+        """With `require_liveness`, the gateway refuses (`spoof_detected`) a face the liveness service takes for an
+        attack."""
         files = {**_file(image1, "image1"), **_file(image2, "image2")}
-        return cast(Verification, self._call("POST", "/v1/verify", files=files))
+        params = {"require_liveness": "true" if require_liveness else None}
+        return cast(Verification, self._call("POST", "/v1/verify", files=files, params=params))
+
+    def cluster(self, images: list[ImageInput], threshold: float | None = None) -> Clustering:
+        """Every face of the images grouped by person; each face is named by its image's index in `images`."""
+        files = [("images", *_file(image).values()) for image in images]
+        params = {"threshold": threshold}
+        return cast(Clustering, self._call("POST", "/v1/cluster", files=files, params=params))
 
     def create_subject(self, collection: str, subject_id: str, name: str = "") -> Subject:
         body = {"subject_id": subject_id, "name": name}
@@ -80,9 +89,19 @@ class FaceplaneClient:
     def subject(self, collection: str, subject_id: str) -> Subject:
         return cast(Subject, self._call("GET", f"/v1/collections/{collection}/subjects/{subject_id}"))
 
-    def enroll(self, collection: str, subject_id: str, image: ImageInput) -> Enrolment:
+    def enroll(
+        self,
+        collection: str,
+        subject_id: str,
+        image: ImageInput,
+        min_quality: float | None = None,
+        require_liveness: bool = False,
+    ) -> Enrolment:
+        """Enrol the photo's face; with `min_quality`, the gateway refuses (`low_quality`) a face scoring below it,
+        with `require_liveness` (`spoof_detected`) one the liveness service takes for an attack."""
         path = f"/v1/collections/{collection}/subjects/{subject_id}/faces"
-        return cast(Enrolment, self._call("POST", path, files=_file(image)))
+        params = {"min_quality": min_quality, "require_liveness": "true" if require_liveness else None}
+        return cast(Enrolment, self._call("POST", path, files=_file(image), params=params))
 
     def identify(
         self, collection: str, image: ImageInput, top_k: int | None = None, threshold: float | None = None

@@ -22,6 +22,18 @@ class Emotion(TypedDict):
     scores: dict[str, float]
 
 
+class Quality(TypedDict):
+    score: float
+    sharpness: float
+    brightness: float
+
+
+class Pose(TypedDict):
+    yaw: float  # degrees, + towards the image's right
+    pitch: float  # + up
+    roll: float  # + clockwise on screen
+
+
 class Face(TypedDict):
     box: Box
     confidence: float
@@ -32,6 +44,10 @@ class Face(TypedDict):
     mask: NotRequired[Label]
     attributes: NotRequired[dict[str, float]]
     embedding: NotRequired[list[float]]
+    quality: NotRequired[Quality]
+    liveness: NotRequired[Label]  # "real" or "spoof", and the probability that the face is real
+    pose: NotRequired[Pose]
+    landmarks_dense: NotRequired[list[list[float]]]  # 468 [x, y] face mesh points, image pixels
     errors: NotRequired[dict[str, str]]
 
 
@@ -72,3 +88,19 @@ class Subject(TypedDict):
 class Enrolment(TypedDict):
     face_id: str
     box: Box
+
+
+class ClusteredFace(TypedDict):
+    image: int  # the index of the image in the request
+    box: Box
+
+
+class Cluster(TypedDict):
+    cluster_id: int
+    members: list[ClusteredFace]
+
+
+class Clustering(TypedDict):
+    clusters: list[Cluster]
+    noise: list[ClusteredFace]  # faces in no cluster
+    threshold: float

@@ -17,12 +17,14 @@ from gateway.hosts import HostOriginCheck
 from gateway.keys import KeyStore, connect
 from gateway.limits import BodySizeLimit
 from gateway.metrics import HttpMetrics
-from gateway.routes import anonymize, audit, collections, demo, docs, faces, generate, health, stream, verify
+from gateway.routes import anonymize, audit, cluster, collections, demo, docs, faces, generate, health, stream, verify
 from gateway.settings import Settings
 from gateway.tracing import RequestSpans, gateway_tracer_provider, shut_down
 
 # Room for multipart framing and form fields around the images (each may grow by 4/3 as base64).
 _BODY_OVERHEAD = 64 * 1024
+# The headers and boundary of one multipart part, per image of POST /v1/cluster (which takes files only).
+_PART_OVERHEAD = 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,14 +60,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(HostOriginCheck, allowed_hosts=settings.allowed_hosts, bind_host=settings.host)
     app.add_middleware(HttpMetrics)
-    # Two images at most per request (verify), each within max_upload_bytes; the header checks cap each one.
-    app.add_middleware(BodySizeLimit, max_body_bytes=2 * (settings.max_upload_bytes * 4 // 3) + _BODY_OVERHEAD)
+    # Two images at most per request (verify), each within max_upload_bytes; the header checks cap each one. The
+    # cluster route alone takes up to cluster_max_images multipart files.
+    cluster_cap = settings.cluster_max_images * (settings.max_upload_bytes + _PART_OVERHEAD) + _BODY_OVERHEAD
+    app.add_middleware(
+        BodySizeLimit,
+        max_body_bytes=2 * (settings.max_upload_bytes * 4 // 3) + _BODY_OVERHEAD,
+        by_path={cluster.PATH: cluster_cap},
+    )
     app.add_middleware(SecurityHeaders)
     if tracer is not None:  # outermost of all: the request's span covers every check above
         app.add_middleware(RequestSpans, tracer=tracer)
     read = [Depends(require("read"))]
     app.include_router(faces.router, dependencies=read)
     app.include_router(verify.router, dependencies=read)
+    app.include_router(cluster.router, dependencies=read)
     app.include_router(collections.router)  # scopes per route: read, or enrol for writes
     app.include_router(anonymize.router, dependencies=read)
     app.include_router(generate.router, dependencies=read)

@@ -6,12 +6,13 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import grpc
-from faceplane.v1 import detector_pb2, embedder_pb2
+from faceplane.v1 import common_pb2, detector_pb2, embedder_pb2
 
 from gateway.analysis import DetectOptions, crop_spec_of, detect
 from gateway.clients import Services, to_api_error
 from gateway.error_codes import ErrorCode, ServiceCode, service_code
 from gateway.errors import ApiError
+from gateway.liveness import crops_of, liveness_specs, require_live
 from gateway.merge import box_json, face_json
 from gateway.settings import Settings
 
@@ -32,14 +33,29 @@ async def _call(awaitable: Awaitable[T]) -> T:
         raise to_api_error("embedder", exc) from exc
 
 
-async def _faces(
-    services: Services, settings: Settings, data: bytes, options: DetectOptions
-) -> detector_pb2.DetectResponse:
+async def _spec(services: Services, settings: Settings, name: str) -> common_pb2.CropSpec:
     try:
-        spec = await crop_spec_of(services, settings, "embedder")
+        return await crop_spec_of(services, settings, name)
     except LookupError as exc:
-        raise ApiError(service_code("embedder", ServiceCode.UNAVAILABLE), str(exc)) from exc
-    return await detect(services, settings, data, options, [spec])
+        raise ApiError(service_code(name, ServiceCode.UNAVAILABLE), str(exc)) from exc
+
+
+async def _faces(
+    services: Services,
+    settings: Settings,
+    data: bytes,
+    options: DetectOptions,
+    also: tuple[str, ...] = (),
+    extra: tuple[common_pb2.CropSpec, ...] = (),
+) -> detector_pb2.DetectResponse:
+    """The faces with the embedder's crop first, then the crop of each service in `also`, then the `extra` specs
+    (one crop per spec: a service that takes the embedder's crop, as the quality service does, shares it; pick a
+    service's crops by spec name, `crops_of`)."""
+    for name in also:
+        services.require(name)  # `<name>_not_configured` when it is not deployed
+    taken = [await _spec(services, settings, n) for n in ("embedder", *also)]
+    specs = {spec.name: spec for spec in [*taken, *extra]}
+    return await detect(services, settings, data, options, list(specs.values()))
 
 
 class Gallery:
@@ -73,11 +89,20 @@ class Gallery:
             raise ApiError(ErrorCode.NOT_FOUND, f"no subject {subject_id!r} in collection {collection!r}")
 
     async def enrol(
-        self, collection: str, subject_id: str, data: bytes, skip_detection: bool, allow_multiple: bool
+        self,
+        collection: str,
+        subject_id: str,
+        data: bytes,
+        skip_detection: bool,
+        allow_multiple: bool,
+        min_quality: float | None = None,
+        require_liveness: bool = False,
     ) -> dict[str, Any]:
         # Two faces are enough to refuse a group photo; with allow_multiple only the largest is needed.
         options = DetectOptions(max_faces=1 if allow_multiple else 2, skip_detection=skip_detection)
-        detected = await _faces(self.services, self.settings, data, options)
+        also = ("quality",) if min_quality is not None else ()
+        live = await liveness_specs(self.services, self.settings) if require_liveness else []
+        detected = await _faces(self.services, self.settings, data, options, also, tuple(live))
         if not detected.faces:
             raise ApiError(ErrorCode.NO_FACE, "no face was found in the image")
         if len(detected.faces) > 1 and not allow_multiple:
@@ -86,9 +111,29 @@ class Gallery:
                 "more than one face in the image; send one, or allow_multiple=true for the largest",
             )
         face = detected.faces[0]  # the detector answers largest first
+        if min_quality is not None:
+            quality_spec = await _spec(self.services, self.settings, "quality")  # Describe's answer, cached
+            await self.require_quality(crops_of(face, [quality_spec])[0], min_quality)
+        if require_liveness:
+            await require_live(self.services, self.settings, {"the image": face}, live, "nothing was enrolled")
         request = embedder_pb2.AddFacesRequest(collection=collection, subject_id=subject_id, crops=[face.crops[0]])
         reply = await _call(self.stub.AddFaces(request, timeout=self.timeout))
         return {"face_id": reply.face_ids[0], "box": box_json(face.box)}
+
+    async def require_quality(self, crop: common_pb2.FaceCrop, min_quality: float) -> None:
+        """Refuse (422 `low_quality`, naming the score) a face whose quality is below `min_quality`."""
+        stub = self.services.require("quality").stub
+        try:
+            reply = await stub.Analyze(common_pb2.CropsRequest(crops=[crop]), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise to_api_error("quality", exc) from exc
+        score = reply.results[0].score
+        if score < min_quality:
+            raise ApiError(
+                ErrorCode.LOW_QUALITY,
+                f"the face's quality score {score:.3f} is below min_quality {min_quality:g} (sharpness "
+                f"{reply.results[0].sharpness:.3f}, brightness {reply.results[0].brightness:.3f}); nothing enrolled",
+            )
 
     async def delete_face(self, collection: str, subject_id: str, face_id: str) -> None:
         request = embedder_pb2.DeleteFaceRequest(collection=collection, subject_id=subject_id, face_id=face_id)

@@ -58,6 +58,33 @@ class Settings(BaseSettings):
         le=256,  # an analysis service takes at most 256 crops per call (services/runtime/crops.py)
         description="Most faces analysed per image (the largest first); a request's `max_faces` may only lower it.",
     )
+    cluster_max_images: int = Field(
+        500,
+        ge=1,
+        description="Most images one `POST /v1/cluster` takes (413 `too_many_images` above); each within "
+        "`MAX_UPLOAD_BYTES` and `MAX_PIXELS`. That route's body cap is this many times `MAX_UPLOAD_BYTES` (plus "
+        "the multipart framing), every other route's stays at two images.",
+    )
+    cluster_max_faces: int = Field(
+        5000,
+        ge=2,
+        description="Most faces one `POST /v1/cluster` clusters, all its images together (422 `too_many_faces` "
+        "above): the clustering's time and memory grow with the square of the faces.",
+    )
+    cluster_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Images of one `POST /v1/cluster` in the detector and the embedder at once (each image: one "
+        "Detect, then one Embed of all its faces, which the embedder batches with the others in flight).",
+    )
+    cluster_threshold: float = Field(
+        0.916,
+        gt=0.0,
+        le=1.0,
+        description="Default cosine similarity every two faces of a cluster reach (`POST /v1/cluster`): the "
+        "embedding model's verification threshold (dlib_resnet: 0.916, model-repo/dlib_resnet/config.toml); "
+        "change it with the embedder's model.",
+    )
     detect_deadline_s: float = Field(10.0, description="Deadline of each detector call, seconds.")
     analysis_deadline_s: float = Field(
         10.0, description="Deadline of each call to an analysis service or the embedder, seconds."

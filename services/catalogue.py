@@ -38,6 +38,18 @@ class Label(BaseModel):
     score: float
 
 
+class Quality(BaseModel):
+    score: float
+    sharpness: float
+    brightness: float
+
+
+class Pose(BaseModel):
+    yaw: float
+    pitch: float
+    roll: float
+
+
 @dataclass(frozen=True)
 class Feature:
     """One value of `features=`: its key in each face, its JSON shape, and how one result of its service's per-crop
@@ -71,6 +83,10 @@ class Service:
 
 def _emotion(r: Any) -> dict[str, Any]:
     return {"label": r.label, "scores": {k: rounded(v) for k, v in sorted(r.scores.items())}}
+
+
+def _pose(r: Any) -> dict[str, float]:
+    return {"yaw": rounded(r.pose.yaw, 2), "pitch": rounded(r.pose.pitch, 2), "roll": rounded(r.pose.roll, 2)}
 
 
 SERVICES: tuple[Service, ...] = (
@@ -138,6 +154,66 @@ SERVICES: tuple[Service, ...] = (
         ),
     ),
     Service("generator", "faceplane.v1.Generator", generator_pb2_grpc.GeneratorStub, 50056),
+    Service(
+        "quality",
+        "faceplane.v1.Quality",
+        analysis_pb2_grpc.QualityStub,
+        50059,
+        rpc="Analyze",
+        features=(
+            Feature(
+                "quality",
+                Quality,
+                lambda r: {
+                    "score": rounded(r.score),
+                    "sharpness": rounded(r.sharpness),
+                    "brightness": rounded(r.brightness),
+                },
+                default=False,
+                description="recognition quality 0..1 (good enough to enrol or trust a match?), sharpness, brightness",
+            ),
+        ),
+    ),
+    Service(
+        "liveness",
+        "faceplane.v1.Liveness",
+        analysis_pb2_grpc.LivenessStub,
+        50057,
+        rpc="Analyze",
+        features=(
+            Feature(
+                "liveness",
+                Label,
+                lambda r: {"label": r.label, "score": rounded(r.score)},
+                default=False,  # two networks on two crops of every face: asked for, not run by default
+                description="real or spoof (a printed photo or a screen), and the probability that the face is real",
+            ),
+        ),
+    ),
+    Service(
+        "facemesh",
+        "faceplane.v1.Facemesh",
+        analysis_pb2_grpc.FacemeshStub,
+        50060,
+        rpc="Analyze",
+        features=(  # both from one mesh of two network passes, ~25 ms a face: asked for, not run by default
+            Feature(
+                "pose",
+                Pose,
+                _pose,
+                default=False,
+                description="head pose in degrees as seen in the image: yaw (+ towards the image's right), pitch "
+                "(+ up), roll (+ clockwise)",
+            ),
+            Feature(
+                "landmarks_dense",
+                list[tuple[float, float]],
+                lambda r: [[round(p.x, 1), round(p.y, 1)] for p in r.landmarks],
+                default=False,
+                description="MediaPipe's 468 face mesh points [x, y] in image pixels",
+            ),
+        ),
+    ),
 )
 
 BY_NAME: dict[str, Service] = {s.name: s for s in SERVICES}

@@ -13,9 +13,20 @@ from services.agegender.model import age_gender_model
 from services.detector.detectors import create_detector
 from services.embedder.model import EmbeddingModel
 from services.emotion.model import EmotionModel
+from services.facemesh.model import FaceMesh
 from services.generator.model import FaceGenerator
+from services.liveness.model import LivenessModel
+from services.quality.model import QualityModel
+from services.runtime.backends import BackendOptions
 from services.runtime.classifier import Classifier
-from services.runtime.modelrepo import LoadedModel, ModelConfigError, load_model, read_config
+from services.runtime.modelrepo import (
+    LoadedModel,
+    ModelConfigError,
+    load_model,
+    preferred_model,
+    read_config,
+    served_files,
+)
 
 REPO = Path(__file__).resolve().parents[1] / "model-repo"
 MODELS = sorted(p.parent.name for p in REPO.glob("*/config.toml"))
@@ -25,16 +36,24 @@ MODELS = sorted(p.parent.name for p in REPO.glob("*/config.toml"))
 RUNNERS: dict[str, Callable[[LoadedModel], object]] = {
     "agegender_cydral": age_gender_model,
     "agegender_faceplane": age_gender_model,
+    "agegender_faceplane_int8": age_gender_model,
     "celeba_attributes": Classifier,
+    "celeba_attributes_int8": Classifier,
     "dcgan_faces": FaceGenerator,
     "dlib_resnet": EmbeddingModel,
+    "dlib_resnet_int8": EmbeddingModel,
     "emotion_faceplane": EmotionModel,
+    "emotion_faceplane_int8": EmotionModel,
     "emotion_faceplane_single": EmotionModel,
     "emotion_minixception": EmotionModel,
+    "facemesh": FaceMesh,
     "mask_faceplane": Classifier,
+    "mask_faceplane_int8": Classifier,
     "mask_faceplane_single": Classifier,
     "mask_mobilenetv2": Classifier,
+    "minifasnet": LivenessModel,
     "mtcnn": create_detector,
+    "quality_faceplane": QualityModel,
     "yunet": create_detector,
 }
 
@@ -97,6 +116,7 @@ def folder_with(tmp_path: Path, name: str, line: str, replacement: str) -> Path:
         ("mtcnn", "factor = ", "factor = 1.0", "factor: Input should be less than 1"),
         ("yunet", "landmark_offsets = ", "landmark_offsets = [[0.0, 0.0]]", "landmark_offsets: five (x, y) pairs"),
         ("celeba_attributes", "input_size = ", "input_sise = 64", "input_size: missing; input_sise: unknown key"),
+        ("facemesh", "passes = ", "passes = 3", "passes: Input should be less than or equal to 2"),
     ],
 )
 def test_a_bad_params_table_stops_the_load_naming_folder_and_key(
@@ -108,3 +128,17 @@ def test_a_bad_params_table_stops_the_load_naming_folder_and_key(
     message = str(refused.value)
     assert message.startswith(f"{tmp_path / name / 'config.toml'} [params] (")
     assert says in message
+
+
+def test_int8_variants_are_the_default_on_onnx_runtime_only() -> None:
+    """`INT8` (on by default) picks `<model>_int8` where it exists and runs on the backend; the float model stays
+    one setting away, and the model servers are never handed an in-process-only variant."""
+    assert preferred_model(REPO, "emotion_faceplane", "onnx", int8=True) == "emotion_faceplane_int8"
+    assert preferred_model(REPO, "emotion_faceplane", "onnx", int8=False) == "emotion_faceplane"
+    assert preferred_model(REPO, "emotion_faceplane", "torch", int8=True) == "emotion_faceplane"
+    assert preferred_model(REPO, "emotion_faceplane", "tfserving", int8=True) == "emotion_faceplane"
+    assert preferred_model(REPO, "yunet", "onnx", int8=True) == "yunet"  # no variant
+    with pytest.raises(ModelConfigError, match="runs on onnx only, not torch"):
+        load_model(REPO, "emotion_faceplane_int8", BackendOptions(kind="torch"))
+    served = served_files(REPO)
+    assert "emotion_faceplane-model" in served and not any("_int8" in name for name in served)

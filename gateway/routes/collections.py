@@ -86,9 +86,26 @@ async def enrol_face(
     request: Request,
     skip_detection: Annotated[bool, Query(description="the image already is one aligned face")] = False,
     allow_multiple: Annotated[bool, Query(description="with several faces, enrol the largest")] = False,
+    min_quality: Annotated[
+        float | None,
+        Query(
+            ge=0.0,
+            le=1.0,
+            description="refuse the face (422 low_quality, nothing enrolled) when its quality score is below this; "
+            "needs the quality service",
+        ),
+    ] = None,
+    require_liveness: Annotated[
+        bool,
+        Query(
+            description="refuse the face (422 spoof_detected, nothing enrolled) when the liveness service takes it "
+            "for a presentation attack (a printed photo or a screen); needs the liveness service"
+        ),
+    ] = False,
 ) -> Any:
-    """Enrol the face in the image (exactly one face, unless allow_multiple) for the subject."""
-    face = await g.enrol(collection, subject_id, image, skip_detection, allow_multiple)
+    """Enrol the face in the image (exactly one face, unless allow_multiple) for the subject; with min_quality, only
+    if its quality score reaches it; with require_liveness, only if it passes the liveness check."""
+    face = await g.enrol(collection, subject_id, image, skip_detection, allow_multiple, min_quality, require_liveness)
     await audit(request, "enrol_face", collection=collection, subject_id=subject_id, face_id=face["face_id"])
     return face
 

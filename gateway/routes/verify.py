@@ -31,10 +31,17 @@ async def verify_route(
         str | None, Query(pattern=ID, description="with subject_id: verify image1 against an enrolled subject")
     ] = None,
     subject_id: Annotated[str | None, Query(pattern=ID, description="with collection")] = None,
+    require_liveness: Annotated[
+        bool,
+        Query(
+            description="refuse (422 spoof_detected, nothing compared) when the liveness service takes an image's "
+            "face for a presentation attack (a printed photo or a screen); needs the liveness service"
+        ),
+    ] = False,
 ) -> Any:
     """Whether the largest face in `image1` is the person in `image2` — or, given `collection` and `subject_id`
     (query, form or JSON fields) instead of `image2`, the enrolled subject (best of their faces). Cosine
-    similarity of the embeddings."""
+    similarity of the embeddings. With require_liveness, only if every image's face passes the liveness check."""
     fields = await read_text_fields(request, ("collection", "subject_id"), ID)
     collection = collection or fields.get("collection")
     subject_id = subject_id or fields.get("subject_id")
@@ -45,4 +52,4 @@ async def verify_route(
         check_collection(request, subject[0])
     images, pixels = await checked_images(request, settings, ("image1",) if subject else ("image1", "image2"))
     async with admitted(request, pixels):
-        return await verify(services, settings, images, skip_detection, subject)
+        return await verify(services, settings, images, skip_detection, subject, require_liveness)

@@ -47,6 +47,9 @@ function describe(face) {
   if (face.mask) parts.push(face.mask.label === "mask" ? "mask" : "no mask");
   const attributes = Object.entries(face.attributes || {}).filter(([, p]) => p >= 0.5).map(([name]) => name.replace(/_/g, " "));
   if (attributes.length) parts.push(attributes.join(", "));
+  if (face.quality) parts.push(`quality ${face.quality.score.toFixed(2)} (sharpness ${face.quality.sharpness.toFixed(2)}, brightness ${face.quality.brightness.toFixed(2)})`);
+  if (face.liveness) parts.push(`${face.liveness.label === "real" ? "real face" : "spoof?"} (${face.liveness.score.toFixed(2)})`);
+  if (face.pose) parts.push(`yaw ${Math.round(face.pose.yaw)}° pitch ${Math.round(face.pose.pitch)}° roll ${Math.round(face.pose.roll)}°`);
   if (face.errors) parts.push(`missing: ${Object.keys(face.errors).join(", ")}`);
   return parts.join(" · ");
 }
@@ -82,7 +85,7 @@ async function analyze(file) {
     // The browser shows the photo upright (EXIF applied); the API's boxes are in that orientation too.
     const [bitmap, answer] = await Promise.all([
       createImageBitmap(file, { imageOrientation: "from-image" }),
-      call("/v1/analyze", { method: "POST", body: form({ image: file }) }),
+      call("/v1/analyze?features=emotion,age,gender,mask,attributes,quality,liveness,pose", { method: "POST", body: form({ image: file }) }),
     ]);
     draw(bitmap, answer.faces);
     for (const [i, face] of answer.faces.entries()) {

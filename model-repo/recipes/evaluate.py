@@ -58,6 +58,7 @@ ATTRIBUTES = ["smiling", "eyeglasses", "wearing_hat", "bangs", "mustache", "no_b
               "pale_skin", "blurry"]  # fmt: skip
 SERVICES = ["detector", "embedder", "emotion", "agegender", "attributes"]
 IDENTIFICATION = REPO / "model-repo" / "IDENTIFICATION.json"  # written by identification_eval.py
+QUALITY = REPO / "model-repo" / "QUALITY.json"  # written by quality_eval.py
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -378,7 +379,7 @@ TASKS: dict[str, Callable[[ServicePath, Path, int | None], dict[str, Any]]] = {
 
 # The service whose model a task measures (every task but the detector's also goes through the detector).
 TASK_SERVICE = {
-    "emotion": "emotion", "agegender": "agegender", "attributes": "attributes",
+    "emotion": "emotion", "agegender": "agegender", "attributes": "attributes", "mask": "attributes",
     "verification": "embedder", "identification": "embedder", "detector": "detector",
 }  # fmt: skip
 
@@ -404,6 +405,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         rows.append(("age", data, "MAE, years", f"{a['age_mae']:.2f}", "≤ 7", "~6 student systems; 3.8 recent models"))
         rows.append(("gender", "same", "accuracy", pct(a["gender_accuracy"]), "90%", "~90% students; 93.5% recent"))
     for source, m in r.get("mask", {}).items():
+        if not isinstance(m, dict):  # its model and detector
+            continue
         data = f"{source} test split, {m['images']} images, face found {pct(m['face_found'])}"
         ours = f"{pct(m['accuracy'])} (masks found: {pct(m['mask_recall'])})"
         rows.append(("mask", data, "accuracy", ours, "95%", "97% student systems"))
@@ -516,6 +519,101 @@ def open_set_table(figures: Path) -> list[str]:
     return lines
 
 
+def pct2(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def quality_table(figures: Path) -> list[str]:
+    """The error-versus-discard curve of the face-quality score (quality_eval.py's JSON), as EVAL.md lines."""
+    if not figures.exists():
+        return ["", f"Error versus discard (face quality): not run (no {figures.name}; `make eval-quality`)."]
+    r = json.loads(figures.read_text())
+    curves = r["curves"]
+    lines = [
+        "",
+        f"Error versus discard (face quality, {r['quality_model']}; `make eval-quality`, {r['date']}): the "
+        f"{r['pairs']:,} verification pairs above ({r['genuine']:,} genuine), the lowest-quality pairs (the lower "
+        f"of the two faces' quality) discarded first; FNMR and FMR at the fixed threshold {r['threshold']:.3f} on "
+        f"the rest. Sharpness alone and random discards (mean of {r['random_orders']} orders) beside the score.",
+        "",
+        "| discarded | pairs kept | FNMR, score (false non-matches) | FMR, score | FNMR, sharpness alone "
+        "| FNMR, random discard |",
+        "|---|---|---|---|---|---|",
+    ]
+    for score, sharp, rand in zip(curves["score"], curves["sharpness"], curves["random"], strict=True):
+        lines.append(
+            f"| {100 * score['discard']:.0f}% | {score['pairs']:,} | {pct2(score['fnmr'])} "
+            f"({score['false_non_matches']}) | {pct2(score['fmr'])} | {pct2(sharp['fnmr'])} | {pct2(rand['fnmr'])} |"
+        )
+    return lines
+
+
+# The dev figures a variant is judged by, per task: (label, the figure from a task's result, "pct" or "years").
+VARIANT_FIGURES: dict[str, list[tuple[str, Callable[[dict[str, Any]], float], str]]] = {
+    "emotion": [("accuracy, pre-cropped", lambda r: r["accuracy_precropped"], "pct"),
+                ("accuracy, through detection", lambda r: r["accuracy_detected"], "pct")],
+    "agegender": [("gender accuracy", lambda r: r["gender_accuracy"], "pct"),
+                  ("age MAE", lambda r: r["age_mae"], "years")],
+    "mask": [("chandrikadeb7 accuracy", lambda r: r["chandrikadeb7"]["accuracy"], "pct"),
+             ("prajnasb accuracy", lambda r: r["prajnasb"]["accuracy"], "pct")],
+    "attributes": [("mean accuracy, 10 attributes", lambda r: r["mean_accuracy"], "pct")],
+    "verification": [("accuracy at the default threshold, all pairs", lambda r: r["all_pairs"]["accuracy"], "pct"),
+                     ("accuracy at the best threshold", lambda r: r["calibrated"]["accuracy"], "pct")],
+    "identification": [("att_faces top-1", lambda r: r["att_faces"]["top1_accuracy"], "pct"),
+                       ("faceapi_js_bbt right at the default threshold",
+                        lambda r: r["faceapi_js_bbt"]["at_default_right"], "pct")],
+}  # fmt: skip
+
+
+def variant_rows(saved: dict[str, Any], only: str | None = None) -> list[dict[str, str]]:
+    """Each variant measured with --variant beside the default it was made from (EVAL.json's `variants` against its
+    main results): per dev figure, both values and the change, and the changed model's ms per face; `only`: the rows
+    of that model folder."""
+    results, speed = saved["results"], saved.get("speed", {})
+    rows = []
+    for task, measured in results.get("variants", {}).items():
+        base = results.get(task)
+        if not base or "model" not in base:  # measured before results named their model
+            continue
+        for models, r in measured.items():
+            changed = [m for m in models.split("+") if m not in base["model"].split("+")]
+            originals = [m for m in base["model"].split("+") if m not in models.split("+")]
+            if only is not None and only not in changed:
+                continue
+
+            def ms(names: list[str]) -> str:
+                found = [speed[n] for n in names if speed.get(n)]
+                return " · ".join(f"{sum(s[f'ms_per_face_batch_{b}'] for s in found):.2f}" for b in (1, 16))
+
+            for label, figure, unit in VARIANT_FIGURES.get(task, []):
+                was, now = figure(base), figure(r)
+                text = pct if unit == "pct" else (lambda x: f"{x:.2f}")
+                change = f"{100 * (now - was):+.2f} pts" if unit == "pct" else f"{now - was:+.3f} years"
+                rows.append({"task": task, "figure": label, "original_model": "+".join(originals),
+                             "variant_model": "+".join(changed), "original": text(was), "variant": text(now),
+                             "change": change, "original_ms": ms(originals), "variant_ms": ms(changed)})  # fmt: skip
+    return rows
+
+
+def variants_table(saved: dict[str, Any]) -> list[str]:
+    """EVAL.md's Variants table: each variant (`--variant`) beside the default it was made from."""
+    rows = variant_rows(saved)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Variants (`python -m recipes.evaluate --variant`, e.g. the int8 models of `recipes.quantize`), each beside "
+        "the default it was made from, on the same dev data and detector; ms per face at batch 1 · 16 from the speed "
+        "table below. Not defaults unless a setting names them:",
+        "",
+        "| task | figure | original | result | variant | result | change | ms/face original | ms/face variant |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['task']} | {r['figure']} | {r['original_model']} | {r['original']} | {r['variant_model']} | "
+              f"{r['variant']} | {r['change']} | {r['original_ms']} | {r['variant_ms']} |" for r in rows]  # fmt: skip
+    return lines
+
+
 def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: dict[str, str]) -> str:
     lines = [
         "# Evaluation (generated by `make eval`; do not edit)",
@@ -536,8 +634,10 @@ def render(results: dict[str, Any], speed: dict[str, dict[str, float]], meta: di
             for row, now in zip(table_rows({task: old}), table_rows({task: results[task]}), strict=True):
                 current = f"{now[3]} ({_models(results[task])})"
                 lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {_models(old)} | {row[3]} | {current} |")
+    lines += variants_table({"results": results, "speed": speed})
     lines += dlib_table(results.get("verification", {}))
     lines += open_set_table(IDENTIFICATION)
+    lines += quality_table(QUALITY)
     if "attributes" in results:
         per = results["attributes"]["per_attribute"]
         lines += ["", "Attributes, accuracy per attribute (CelebA dev):", ""]
@@ -568,11 +668,20 @@ def main() -> None:
         "is also run through dlib's own pipeline (needs dlib-bin)",
     )
     parser.add_argument("--render", action="store_true", help="only write EVAL.md again from EVAL.json")
+    parser.add_argument(
+        "--variant",
+        action="store_true",
+        help="the services run a variant, not the default (point its setting at it, e.g. "
+        "FACEPLANE_EMOTION_MODEL=emotion_faceplane_int8): its results go to EVAL.md's Variants table beside the "
+        "default's, which they leave as they are",
+    )
     args = parser.parse_args()
     if args.render:
         saved = json.loads(args.out.with_suffix(".json").read_text())
         args.out.write_text(render(saved["results"], saved["speed"], saved["meta"]))
         return
+    if args.variant and args.limit:
+        raise SystemExit("--variant measures on all the data, as the results it is set beside were")
     tasks = {**TASKS, "verification": partial(eval_verification, dlib_models=args.dlib_models)}
     ports = {name: free_port() for name in [*SERVICES, "redis"]}
     stack = Stack(ports=ports, log_dir=REPO / "var" / "log" / "eval", data_dir=REPO / "var" / "eval", services=SERVICES)
@@ -590,6 +699,13 @@ def main() -> None:
                 result["model"] = path.models[TASK_SERVICE[task]]
                 result["detector"] = path.models["detector"]
                 old = results.get(task)
+                if args.variant:
+                    if old and old.get("model") == result["model"]:
+                        raise SystemExit(f"--variant, but the services run {result['model']}, the default")
+                    result["date"] = str(datetime.date.today())
+                    results.setdefault("variants", {}).setdefault(task, {})[result["model"]] = result
+                    print(f"{task} (variant): {json.dumps(result)} ({time.time() - started:.0f}s)", flush=True)
+                    continue
                 # A new default model, or a new detector cutting its crops: keep the old result beside the new.
                 if old and old.get("model") and _models(old) != _models(result):
                     old.setdefault("detector", "mtcnn")  # results from before the detector was recorded
@@ -601,12 +717,20 @@ def main() -> None:
         path.close()
     finally:
         stack.stop()
-    speed = {
-        name: model_speed(name) for name in sorted(p.parent.name for p in (REPO / "model-repo").glob("*/config.toml"))
-    }
+    if args.variant and previous.exists():  # a variant's figures are kept before every folder's speed is measured
+        previous.write_text(json.dumps({**json.loads(previous.read_text()), "results": results}, indent=2))
+    speed = {}
+    for name in sorted(p.parent.name for p in (REPO / "model-repo").glob("*/config.toml")):
+        try:
+            speed[name] = model_speed(name)
+        except (OSError, ValueError, RuntimeError) as exc:  # a folder still being written is left out
+            print(f"speed: {name} left out: {exc}", flush=True)
+            speed[name] = {}
     speed["dlib_resnet [refine]"] = refine_speed("dlib_resnet")
+    saved_meta = json.loads(previous.read_text())["meta"] if args.variant and previous.exists() else {}
     meta = {
-        "date": str(datetime.date.today()),
+        **saved_meta,  # a variant's run leaves the date of the main results as it was; the variant has its own
+        "date": saved_meta.get("date", str(datetime.date.today())),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "data": str(args.data),
         "limit": f"At most {args.limit} images or pairs per task (random, seed 0)." if args.limit else "",

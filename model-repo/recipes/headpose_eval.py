@@ -1,21 +1,15 @@
-"""Dense landmarks (MediaPipe's 468-point face mesh, `model-repo/facemesh`) and head pose from them, and how well
-that pose holds on AFLW2000 and under label-free checks (mirroring, in-plane rotation).
-
-The first half of this file is the code a service can take as it is (numpy, OpenCV and the model folder only):
-`face_crop` cuts MediaPipe's crop, `landmarks_468` runs the mesh, `pose` fits MediaPipe's canonical face to the points
-with cv2.solvePnP. The second half evaluates it:
+"""How well the face mesh's head pose (services/facemesh: MediaPipe's 468-point mesh, `model-repo/facemesh`) holds on
+AFLW2000 and under label-free checks (mirroring, in-plane rotation), the way the service computes it and the way a
+caller that holds the whole image could.
 
     python -m recipes.headpose_eval --data ../shared/datasets [--json model-repo/facemesh/eval.json]
     python -m recipes.headpose_eval --crops .cache/facemesh/crops.npy   # real face crops for facemesh_export's check
 
-Pose conventions (degrees; `Pose`), all as seen in the image, whatever way the person faces:
-- roll: the angle of the eye line, from the eye on the image's left to the one on its right, positive clockwise on
-  screen (the right-hand eye lower). Rotating the photo clockwise by θ adds θ.
-- yaw: positive when the face turns towards the image's right (the person's own left). A mirrored face negates it.
-- pitch: positive when the face tilts up (chin up, the nose moves up in the image).
-They are one decomposition of the head's rotation in the camera's frame (x right, y down, z forward) relative to a
-face looking straight into the camera: H = Rz(roll) · Ry(−yaw) · Rx(−pitch), roll outermost so that it is exactly the
-in-plane turn of the image.
+The mesh, the pose and their conventions are services/facemesh/model.py's. Each photo is measured in several
+`Variant`s: the service's own (the detector's crop, `cut` with the model's [crop]; a second pass, if any, cut from
+the first crop; the camera from the crop: principal point its centre, focal length `focal` crop sides), and the
+reference the card was first measured with, which needs the whole image (a second pass cut from the image; the
+camera of the image: focal length its width, principal point its centre).
 
 AFLW2000-3D's labels (`Pose_Para[:3]`, radians) are pitch, yaw, roll of 3DDFA's rotation R = Rx(pitch) Ry(yaw)
 Rz(roll), with 3DDFA's transposed elementary matrices, in its model frame (x right, y up, z towards the viewer);
@@ -34,198 +28,57 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic.dataclasses import dataclass as params_dataclass
 
-from services.detector.align import box_frame, crop_matrix, eye_angle, warp_crop
-from services.runtime.modelrepo import PARAMS_CONFIG, LoadedModel, load_model, params_of
+from services.detector.align import box_frame, crop_matrix, cut, eye_angle, warp_crop
+from services.facemesh.model import FaceMesh, Mesh, Pose, camera, on_image, tracking_roi
+from services.runtime.modelrepo import CropConfig, load_model
 
 MODEL_REPO = Path(__file__).resolve().parents[1]
-N_POINTS = 468
-# Mesh indices (MediaPipe's topology): outer corners of the eye on the image's left (the person's right) and on the
-# image's right, as MediaPipe's tracking ROI uses them, and the inner corners; the nose tip.
-EYE_OUTER = (33, 263)
-EYE_INNER = (133, 362)
-# Upper and lower lids of each eye (image left, image right), for the eye centre: the mean of the corners and lids.
-EYE_RINGS = ((33, 133, 159, 145), (263, 362, 386, 374))
-NOSE_TIP = 1
-
-
-@params_dataclass(config=PARAMS_CONFIG)
-class FacemeshParams:
-    """facemesh's [params] (model-repo/facemesh/config.toml): MediaPipe's crop and the network's input and outputs."""
-
-    input_name: str = "input"
-    input_size: int = 192
-    layout: Literal["NCHW"] = "NCHW"
-    # tensor = pixel (0..255, RGB) * scale + offset: MediaPipe's ImageToTensorCalculator range [0, 1].
-    scale: float = 1.0 / 255.0
-    offset: float = 0.0
-    # The crop: a square centred on the face box, side crop_scale × the box's longer side, turned so that the eye
-    # line is level (FaceDetectionFrontDetectionToRoi: scale 1.5, square_long, rotation from the detector's eyes).
-    crop_scale: float = 1.5
-    rotate_to_eyes: bool = True
-    # Pixels outside the photo (MediaPipe's ImageToTensorCalculator replicates the border).
-    border: Literal["replicate", "zero"] = "replicate"
-    landmarks_output: str = "landmarks"
-    score_output: str = "face_flag"
-    # face_flag is a logit; MediaPipe takes sigmoid(face_flag) ≥ 0.5 as "a face is there".
-    min_presence: float = 0.5
-    # A second pass from the first pass's own points (MediaPipe's tracking ROI, FaceLandmarkLandmarksToRoi): box of
-    # the 468 points, eye line 33 → 263, the same scale. 1: the detector's box only.
-    passes: int = 2
-
-
-@dataclass(frozen=True)
-class Mesh:
-    points: np.ndarray  # (468, 3) float32: x, y in image pixels; z in the same pixels, smaller towards the camera
-    presence: float  # sigmoid of the network's face flag, 0..1
-
-
-@dataclass(frozen=True)
-class Pose:
-    yaw: float
-    pitch: float
-    roll: float
-    rotation: np.ndarray  # (3, 3): canonical face frame -> camera frame (OpenCV: x right, y down, z forward)
-    translation: np.ndarray  # (3,) in the canonical face's units (cm)
-
-
-class FaceMesh:
-    """The facemesh model folder loaded for landmarks_468 (batch of faces, ONNX Runtime or any backend)."""
-
-    def __init__(self, model: LoadedModel) -> None:
-        self.params = params_of(model, FacemeshParams)
-        self.net = model.backends["model"]
-        if model.directory is None:
-            raise ValueError("facemesh needs its model folder (canonical_face.npy)")
-        self.canonical = np.load(model.directory / "canonical_face.npy").astype(np.float64)
 
 
 def load_facemesh(model_repo: Path = MODEL_REPO, name: str = "facemesh") -> FaceMesh:
     return FaceMesh(load_model(model_repo, name))
 
 
-def crop_frame(box: np.ndarray, eyes: np.ndarray | None, params: FacemeshParams) -> tuple[np.ndarray, float, float]:
-    """The crop's centre (x, y), side (image pixels) and angle (radians, the eye line's, clockwise on screen): the
-    detector's box crop of CropSpec BOX, square, scale crop_scale, level_eyes (services/detector/align.py)."""
-    centre, (side, _) = box_frame(box, params.crop_scale, square=True)
-    angle = eye_angle(eyes) if params.rotate_to_eyes and eyes is not None else 0.0
-    return centre, side, angle
+def face_crop(image: np.ndarray, box: np.ndarray, eyes: np.ndarray | None, crop: CropConfig) -> np.ndarray:
+    """MediaPipe's crop of one face (FaceDetectionFrontDetectionToRoi: square, `crop.scale` × the box's longer side,
+    the eye line level, the border replicated): size² RGB uint8, as the detector must cut it."""
+    return warp_crop(image, crop_frame(box, eyes, crop), crop.size, cv2.BORDER_REPLICATE)
 
 
-def face_crop(image: np.ndarray, box: np.ndarray, eyes: np.ndarray | None, params: FacemeshParams) -> np.ndarray:
-    """MediaPipe's crop of one face: input_size² RGB uint8."""
-    return _crop(image, *crop_frame(box, eyes, params), params)
-
-
-def _crop(image: np.ndarray, centre: np.ndarray, side: float, angle: float, params: FacemeshParams) -> np.ndarray:
-    size = params.input_size
-    border = cv2.BORDER_REPLICATE if params.border == "replicate" else cv2.BORDER_CONSTANT
-    return warp_crop(image, crop_matrix(centre, (side, side), angle, size), size, border)
-
-
-def _run(mesh: FaceMesh, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = mesh.params
-    x = crops.astype(np.float32) * p.scale + p.offset
-    out = mesh.net.run({p.input_name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})
-    points = out[p.landmarks_output].reshape(len(crops), N_POINTS, 3)
-    logits = out[p.score_output].reshape(len(crops))
-    return points, 1.0 / (1.0 + np.exp(-logits))
-
-
-def _to_image(points: np.ndarray, centre: np.ndarray, side: float, angle: float, size: int) -> np.ndarray:
-    """The network's points (x, y, z in crop pixels, (0, 0) the crop's corner) in image coordinates ((0, 0) the
-    image's corner, as boxes are); z scaled as x and y (MediaPipe: z in units of the crop's width)."""
-    c, s = math.cos(angle), math.sin(angle)
-    k = side / size
-    rot = np.array([[c, -s], [s, c]]) * k
-    xy = (points[:, :2] - size / 2) @ rot.T + centre
-    return np.column_stack([xy, points[:, 2] * k]).astype(np.float32)
-
-
-def roi_from_points(points: np.ndarray, params: FacemeshParams) -> tuple[np.ndarray, float, float]:
-    """MediaPipe's tracking ROI (FaceLandmarkLandmarksToRoi): the points' box, turned by the eye line 33 → 263."""
-    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-    (lx, ly), (rx, ry) = points[EYE_OUTER[0], :2], points[EYE_OUTER[1], :2]
-    angle = math.atan2(ry - ly, rx - lx) if params.rotate_to_eyes else 0.0
-    return (lo + hi) / 2, params.crop_scale * float(max(hi - lo)), angle
+def crop_frame(box: np.ndarray, eyes: np.ndarray | None, crop: CropConfig) -> np.ndarray:
+    """The crop's to_image (crop pixel indices → image pixel indices)."""
+    centre, (side, _) = box_frame(box, crop.scale, square=True)
+    angle = eye_angle(eyes) if crop.level_eyes and eyes is not None else 0.0
+    return crop_matrix(centre, (side, side), angle, crop.size)
 
 
 def landmarks_468(
-    mesh: FaceMesh, image: np.ndarray, boxes: Sequence[np.ndarray], eyes: Sequence[np.ndarray | None]
+    mesh: FaceMesh, image: np.ndarray, boxes: Sequence[np.ndarray], eyes: Sequence[np.ndarray | None], passes: int
 ) -> list[Mesh]:
-    """The 468 points of each face (box x1, y1, x2, y2 and the detector's two eyes, image left first; None: no
-    turn) in an RGB uint8 image, in that image's pixels: one batch per pass."""
-    p = mesh.params
+    """The reference: the 468 points of each face in the image's pixels, the second pass (MediaPipe's tracking ROI
+    of the first pass's points) cut from the image itself, as a caller holding the whole image could."""
+    size = mesh.crop.size
     frames = [
-        crop_frame(np.asarray(b), None if e is None else np.asarray(e), p) for b, e in zip(boxes, eyes, strict=True)
+        crop_frame(np.asarray(b), None if e is None else np.asarray(e), mesh.crop)
+        for b, e in zip(boxes, eyes, strict=True)
     ]
     results: list[Mesh] = []
-    for _ in range(max(1, p.passes)):
-        points, presence = _run(mesh, np.stack([_crop(image, *frame, p) for frame in frames]))
-        results = [
-            Mesh(_to_image(pts, *frame, p.input_size), float(score))
-            for pts, frame, score in zip(points, frames, presence, strict=True)
-        ]
-        frames = [roi_from_points(r.points, p) for r in results]
+    for _ in range(passes):
+        points, presence = mesh.run(np.stack([warp_crop(image, f, size, cv2.BORDER_REPLICATE) for f in frames]))
+        results = [Mesh(on_image(p, f), float(s), f) for p, f, s in zip(points, frames, presence, strict=True)]
+        corners = [r.points + np.array([0.5, 0.5, 0.0], np.float32) for r in results]  # indices → corner coordinates
+        rois = [tracking_roi(c, mesh.crop.scale, mesh.crop.level_eyes) for c in corners]
+        frames = [crop_matrix(centre, (side, side), angle, size) for centre, side, angle in rois]
     return results
 
 
-def camera(width: int, height: int) -> np.ndarray:
-    """A pinhole of focal length = the image's width, principal point its centre (no calibration is known)."""
-    return np.array([[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]])
-
-
-# The canonical face (x towards the person's left, y up, z out of the face) seen frontally by OpenCV's camera.
-FRONTAL = np.diag([1.0, -1.0, -1.0])
-
-
-def pose(mesh: FaceMesh, points: np.ndarray, width: int, height: int) -> Pose:
-    """Head pose from the 468 image points: the canonical face fitted by cv2.solvePnP (all points, x and y)."""
-    image_points = np.ascontiguousarray(points[:, :2], dtype=np.float64)
-    k = camera(width, height)
-    ok, rvec, tvec = cv2.solvePnP(mesh.canonical, image_points, k, None, flags=cv2.SOLVEPNP_SQPNP)
-    if not ok:
-        raise ValueError("solvePnP found no pose")
-    ok, rvec, tvec = cv2.solvePnP(
-        mesh.canonical, image_points, k, None, rvec, tvec, useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE
-    )
-    rotation, _ = cv2.Rodrigues(rvec)
-    yaw, pitch, roll = angles(rotation)
-    return Pose(yaw, pitch, roll, rotation, tvec.reshape(3))
-
-
-def angles(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees of a canonical-face → camera rotation (the module's conventions)."""
-    h = rotation @ FRONTAL.T  # the head's turn away from looking straight into the camera
-    # h = Rz(c) · Ry(b) · Rx(a): h[2,0] = -sin b, h[2,1] = cos b sin a, h[2,2] = cos b cos a, h[1,0] = sin c cos b,
-    # h[0,0] = cos c cos b.
-    b = math.asin(max(-1.0, min(1.0, -h[2, 0])))
-    a = math.atan2(h[2, 1], h[2, 2])
-    c = math.atan2(h[1, 0], h[0, 0])
-    return -math.degrees(b), -math.degrees(a), math.degrees(c)
-
-
-def aflw_angles(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(pitch, yaw, roll) in degrees, as AFLW2000-3D's Pose_Para gives them (3DDFA: R = Rx(φ) Ry(γ) Rz(θ) with
-    Rx = [[1,0,0],[0,c,s],[0,−s,c]], Ry = [[c,0,−s],[0,1,0],[s,0,c]], Rz = [[c,s,0],[−s,c,0],[0,0,1]], mapping the
-    model frame (x right, y up, z to the viewer) to the same frame of the camera)."""
-    flip = np.diag([1.0, -1.0, -1.0])  # OpenCV's camera frame -> 3DDFA's (y up, z towards the viewer)
-    r = flip @ rotation  # the canonical face's frame is 3DDFA's model frame
-    # R[0,2] = -sin γ; R[1,2] = sin φ cos γ; R[2,2] = cos φ cos γ; R[0,1] = cos γ sin θ; R[0,0] = cos γ cos θ.
-    yaw = math.asin(max(-1.0, min(1.0, -r[0, 2])))
-    pitch = math.atan2(r[1, 2], r[2, 2])
-    roll = math.atan2(r[0, 1], r[0, 0])
-    return math.degrees(pitch), math.degrees(yaw), math.degrees(roll)
-
-
-def eye_centres(points: np.ndarray) -> np.ndarray:
-    """(2, 2): the centres of the eye on the image's left and on its right (mean of corners and lids)."""
-    return np.stack([points[list(ring), :2].mean(axis=0) for ring in EYE_RINGS])
+def image_camera(width: int, height: int) -> np.ndarray:
+    """The reference camera: focal length the image's width, principal point its centre (no calibration is known)."""
+    return camera(width, height)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -242,12 +95,63 @@ def largest_face(found: list) -> object | None:
     return max(found, key=lambda d: d.area) if found else None
 
 
-def measure(mesh: FaceMesh, faces, image: np.ndarray) -> tuple[Pose, Mesh] | None:  # noqa: ANN001
+def aflw_angles(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees, as AFLW2000-3D's Pose_Para gives them (3DDFA: R = Rx(φ) Ry(γ) Rz(θ) with
+    Rx = [[1,0,0],[0,c,s],[0,−s,c]], Ry = [[c,0,−s],[0,1,0],[s,0,c]], Rz = [[c,s,0],[−s,c,0],[0,0,1]], mapping the
+    model frame (x right, y up, z to the viewer) to the same frame of the camera)."""
+    flip = np.diag([1.0, -1.0, -1.0])  # OpenCV's camera frame -> 3DDFA's (y up, z towards the viewer)
+    r = flip @ rotation  # the canonical face's frame is 3DDFA's model frame
+    # R[0,2] = -sin γ; R[1,2] = sin φ cos γ; R[2,2] = cos φ cos γ; R[0,1] = cos γ sin θ; R[0,0] = cos γ cos θ.
+    yaw = math.asin(max(-1.0, min(1.0, -r[0, 2])))
+    pitch = math.atan2(r[1, 2], r[2, 2])
+    roll = math.atan2(r[0, 1], r[0, 0])
+    return math.degrees(pitch), math.degrees(yaw), math.degrees(roll)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of measuring: `passes` network calls a face, the second cut from the image (`second_pass="image"`, the
+    reference) or from the first crop (the service's); the camera of the image (`focal` None, the reference) or the
+    crop's with focal length `focal` crop sides (the service's)."""
+
+    name: str
+    passes: int
+    second_pass: str = "crop"
+    focal: float | None = None
+
+
+# The reference the card was first measured with (the whole image), then the service's ways: its crop path with the
+# reference's camera (the crop path alone: it must match the reference), and with the crop's camera (the default
+# focal 3, and others).
+REFERENCE = (Variant("image_2_passes", 2, "image"), Variant("image_1_pass", 1, "image"))
+SERVICE = (
+    Variant("crop_1_pass_image_camera", 1),
+    Variant("crop_2_passes_image_camera", 2),
+    Variant("service_1_pass", 1, focal=3.0),
+    Variant("service_2_passes", 2, focal=3.0),  # the service's default (config.toml)
+    *(Variant(f"service_2_passes_focal_{f:g}", 2, focal=f) for f in (1.0, 2.0, 5.0, 10.0)),
+)
+# What each variant is compared with, face by face (the reference with the same passes, on the same faces).
+COMPARED_WITH = {"image_1_pass": "image_2_passes"} | {
+    v.name: "image_2_passes" if v.passes == 2 else "image_1_pass" for v in SERVICE
+}
+
+
+def measure(mesh: FaceMesh, faces, image: np.ndarray, variant: Variant) -> tuple[Pose, Mesh] | None:  # noqa: ANN001
     face = largest_face(faces.detect(image))
     if face is None:
         return None
-    (result,) = landmarks_468(mesh, image, [face.box], [face.landmarks[:2]])
-    return pose(mesh, result.points, image.shape[1], image.shape[0]), result
+    height, width = image.shape[:2]
+    if variant.second_pass == "image":
+        (result,) = landmarks_468(mesh, image, [face.box], [face.landmarks[:2]], variant.passes)
+    else:
+        pixels, to_image = cut(image, face.box, face.landmarks, mesh.crop)  # as the detector service cuts it
+        mesh.params = mesh.params.model_copy(update={"passes": variant.passes})
+        (result,) = mesh.meshes(pixels[None], to_image[None])
+    if variant.focal is None:
+        return mesh.pose(result, image_camera(width, height)), result
+    mesh.params = mesh.params.model_copy(update={"focal": variant.focal})
+    return mesh.pose(result), result
 
 
 def rotate(image: np.ndarray, degrees_clockwise: float) -> np.ndarray:
@@ -271,15 +175,12 @@ def load_aflw(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return samples
 
 
-def evaluate(data: Path, passes: int) -> dict:
-    import dataclasses
-
+def evaluate(samples: list[tuple[str, np.ndarray, np.ndarray]], variant: Variant) -> dict:
     mesh = load_facemesh()
-    mesh.params = dataclasses.replace(mesh.params, passes=passes)
     faces = detector()
     rows = []
-    for name, image, label in load_aflw(data / "headpose" / "aflw2000_sample"):
-        got = measure(mesh, faces, image)
+    for name, image, label in samples:
+        got = measure(mesh, faces, image, variant)
         if got is None:
             rows.append({"image": name, "found": False})
             continue
@@ -292,17 +193,17 @@ def evaluate(data: Path, passes: int) -> dict:
             "ours_pitch_yaw_roll_aflw": [round(v, 2) for v in aflw_angles(est.rotation)],
             "ours_yaw_pitch_roll": [round(est.yaw, 2), round(est.pitch, 2), round(est.roll, 2)],
         }
-        mirrored = measure(mesh, faces, np.ascontiguousarray(image[:, ::-1]))
+        mirrored = measure(mesh, faces, np.ascontiguousarray(image[:, ::-1]), variant)
         if mirrored is not None:
             m = mirrored[0]
             row["mirror_yaw_pitch_roll"] = [round(m.yaw, 2), round(m.pitch, 2), round(m.roll, 2)]
         row["rotated"] = {}
         for theta in (-30, -15, 15, 30):
-            turned = measure(mesh, faces, rotate(image, theta))
+            turned = measure(mesh, faces, rotate(image, theta), variant)
             if turned is not None:
                 row["rotated"][str(theta)] = round(turned[0].roll - est.roll, 2)
         rows.append(row)
-    return {"passes": passes, "summary": summarise(rows), "images": rows}
+    return {"variant": variant.__dict__, "summary": summarise(rows), "images": rows}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -338,6 +239,28 @@ def summarise(rows: list[dict]) -> dict:
             for t, v in rot.items()
         },
     }
+    return _rounded(out)
+
+
+def difference(rows: list[dict], reference: list[dict]) -> dict:
+    """|ours − the reference's| per angle (our own convention: yaw, pitch, roll), mean and max, over the faces both
+    found."""
+    pairs = [
+        (r["ours_yaw_pitch_roll"], q["ours_yaw_pitch_roll"])
+        for r, q in zip(rows, reference, strict=True)
+        if r["found"] and q["found"]
+    ]
+    d = np.abs(np.array([a for a, _ in pairs]) - np.array([b for _, b in pairs]))
+    return _rounded(
+        {
+            "faces": len(pairs),
+            "mean_abs_deg": dict(zip(("yaw", "pitch", "roll"), d.mean(axis=0), strict=True)),
+            "max_abs_deg": dict(zip(("yaw", "pitch", "roll"), d.max(axis=0), strict=True)),
+        }
+    )
+
+
+def _rounded(out: dict) -> dict:
     return json.loads(json.dumps(out, default=float), parse_float=lambda s: round(float(s), 3))
 
 
@@ -363,7 +286,7 @@ def write_crops(data: Path, out: Path) -> None:
     from PIL import Image
 
     faces = detector()
-    params = FacemeshParams()
+    crop = load_facemesh().crop
     paths = sorted((data / "headpose" / "aflw2000_sample").glob("*.jpg"))[:8]
     paths += sorted((data / "verification" / "faceapi_js_bbt").glob("*/*1.png"))[:8]
     crops = []
@@ -371,7 +294,7 @@ def write_crops(data: Path, out: Path) -> None:
         image = np.asarray(Image.open(path).convert("RGB"))
         face = largest_face(faces.detect(image))
         if face is not None:
-            crops.append(face_crop(image, face.box, face.landmarks[:2], params))
+            crops.append(face_crop(image, face.box, face.landmarks[:2], crop))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, np.stack(crops))
     print(f"{len(crops)} crops of {len(paths)} photos -> {out}")
@@ -386,6 +309,7 @@ def main() -> None:
     if args.crops:
         write_crops(args.data, args.crops)
         return
+    samples = load_aflw(args.data / "headpose" / "aflw2000_sample")
     runs: dict = {
         "measured": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -393,17 +317,21 @@ def main() -> None:
         "note": "AFLW2000-3D sample: 16 images, a smoke test, too few to measure",
         "network_ms": speed(),
     }
-    runs |= {f"passes_{n}": evaluate(args.data, n) for n in (1, 2)}
+    variants = {v.name: evaluate(samples, v) for v in (*REFERENCE, *SERVICE)}
+    for name, other in COMPARED_WITH.items():
+        variants[name]["against_" + other] = difference(variants[name]["images"], variants[other]["images"])
     print(f"network ms per crop: {runs['network_ms']}")
-    for key in ("passes_1", "passes_2"):
-        s = runs[key]["summary"]
+    for name, run in variants.items():
+        s = run["summary"]
         print(
-            f"{key}: {s['faces_found']}/{s['images']} faces; MAE pitch {s['mae_deg']['pitch']:.2f}, yaw "
+            f"{name}: {s['faces_found']}/{s['images']} faces; MAE pitch {s['mae_deg']['pitch']:.2f}, yaw "
             f"{s['mae_deg']['yaw']:.2f}, roll {s['mae_deg']['roll']:.2f}; mirror {s['mirror_mean_abs_deg']}; "
             f"rotation {s['rotation_roll_error_deg']}"
         )
+        for key in (k for k in run if k.startswith("against_")):
+            print(f"    {key}: {run[key]}")
     if args.json:
-        args.json.write_text(json.dumps(runs, indent=1) + "\n")
+        args.json.write_text(json.dumps(runs | {"variants": variants}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,20 +29,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from services.detector.align import scaled_box
+from services.detector.align import box_crop
 from services.detector.decode import decode_image
 from services.detector.detectors import FaceDetector, create_detector
-from services.runtime.modelrepo import LoadedModel, load_model
+from services.liveness.model import LivenessModel
+from services.runtime.modelrepo import CropConfig, load_model
 
 MODEL_REPO = Path(__file__).resolve().parents[1]
 INPUT_SIZE = 80
 NUAA = Path("antispoof/nuaa")
 DEFAULT_VAL_SUBJECTS = ("0001", "0002", "0003")
 BPCER_TARGET = 0.05
-BATCH = 64
 SWEEP = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # thresholds reported on the dev subjects besides
 
 
@@ -68,56 +67,24 @@ def largest_face(detector: FaceDetector, image: np.ndarray) -> np.ndarray | None
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The crops: the detector's box crops (CropSpec BOX, `inside`), whose AffineCrop bounds are services' `scaled_box`
+# The crops: the detector's box crops (CropSpec BOX, `inside`), cut by the detector's own code with the service's
+# specs (services/liveness/model.py `LivenessModel.specs`), whose AffineCrop bounds are services' `scaled_box`
 
 
 def liveness_crops(image: np.ndarray, box: np.ndarray, scales: tuple[float, ...], size: int = INPUT_SIZE) -> np.ndarray:
     """One crop per scale, (len(scales), size, size, 3) uint8 in the image's channel order (resized bilinearly,
-    cv2's default, as upstream trained with)."""
-    height, width = image.shape[:2]
-    crops = []
-    for scale in scales:
-        x1, y1, x2, y2 = scaled_box(box, scale, width, height)
-        crops.append(cv2.resize(image[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR))
-    return np.stack(crops)
+    cv2's default, as upstream trained with), as the detector cuts them."""
+    specs = [CropConfig(name=f"box_{s}", kind="box", size=size, scale=s, inside=True) for s in scales]
+    return np.stack([box_crop(image, box, None, spec)[0] for spec in specs])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The model folder
-
-
-@dataclass(frozen=True)
-class Liveness:
-    """The model folder as the service will read it: each network's file key and crop scale, the real class."""
-
-    model: LoadedModel
-    scales: dict[str, float]
-    real_index: int
-    threshold: float
-
-    @classmethod
-    def load(cls, model_repo: Path, name: str) -> Liveness:
-        model = load_model(model_repo, name)
-        params = model.config.params
-        scales = {key: float(params["scales"][key]) for key in model.config.files}
-        return cls(model, scales, int(params["real_index"]), float(params["threshold"]))
-
-    def probabilities(self, crops: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each network's softmax (N, classes) for its crops (N, 80, 80, 3) uint8 RGB."""
-        out = {}
-        for key, backend in self.model.backends.items():
-            x = crops[key]
-            parts = [backend.run({"input": x[i : i + BATCH]})["probabilities"] for i in range(0, len(x), BATCH)]
-            out[key] = np.concatenate(parts) if parts else np.zeros((0, 3), np.float32)
-        return out
-
-
-def cut(liveness: Liveness, faces: list[Face]) -> dict[str, np.ndarray]:
-    keys = list(liveness.scales)
-    scales = tuple(liveness.scales[k] for k in keys)
-    per_face = [liveness_crops(f.image, f.box, scales) for f in faces]
+def cut(liveness: LivenessModel, faces: list[Face]) -> dict[str, np.ndarray]:
+    """Per network (its [files] key): the faces' crops of its spec, as the detector service cuts them."""
     empty = np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-    return {k: np.stack([c[i] for c in per_face]) if per_face else empty for i, k in enumerate(keys)}
+    return {
+        key: np.stack([box_crop(f.image, f.box, None, spec)[0] for f in faces]) if faces else empty
+        for key, spec in zip(liveness.networks, liveness.specs, strict=True)
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,7 +151,7 @@ def nuaa_photos(data: Path) -> list[Photo]:
     return photos
 
 
-def score(liveness: Liveness, faces: list[Face]) -> dict[str, np.ndarray]:
+def score(liveness: LivenessModel, faces: list[Face]) -> dict[str, np.ndarray]:
     """Per network and fused: P(real) per face; `argmax_real`: upstream's rule (the summed softmax's argmax)."""
     probs = liveness.probabilities(cut(liveness, faces))
     out = {key: p[:, liveness.real_index] for key, p in probs.items()}
@@ -254,7 +221,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here (e.g. model-repo/minifasnet/eval.json)")
     args = parser.parse_args()
 
-    liveness = Liveness.load(MODEL_REPO, args.model)
+    liveness = LivenessModel(load_model(MODEL_REPO, args.model))
     detector = yunet()
     photos = nuaa_photos(args.data)
     faces, kept = faces_of(detector, [p.path for p in photos])

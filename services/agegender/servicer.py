@@ -33,7 +33,7 @@ class AgeGenderServicer(CropServicer, analysis_pb2_grpc.AgeGenderServicer):
 
 
 def build(settings: AgeGenderSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
+    loaded = load_model(settings.model_repo, settings.model_folder(settings.model), settings.backend_options())
     service = analysis_pb2.DESCRIPTOR.services_by_name["AgeGender"]
     predict = age_gender_model(loaded).predict
     return [

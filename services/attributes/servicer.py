@@ -35,8 +35,8 @@ class AttributesServicer(CropServicer, analysis_pb2_grpc.AttributesServicer):
 
 
 def build(settings: AttributesSettings) -> list[Registration]:
-    attributes = load_model(settings.model_repo, settings.model, settings.backend_options())
-    mask = load_model(settings.model_repo, settings.mask_model, settings.backend_options())
+    attributes = load_model(settings.model_repo, settings.model_folder(settings.model), settings.backend_options())
+    mask = load_model(settings.model_repo, settings.model_folder(settings.mask_model), settings.backend_options())
     service = analysis_pb2.DESCRIPTOR.services_by_name["Attributes"]
     predict = AttributesModel(attributes, mask).predict
     # Both nets take the attributes model's crop (the mask net resizes it to its own input).

@@ -87,7 +87,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
 
 
 def build(settings: DetectorSettings) -> list[Registration]:
-    model = load_model(settings.model_repo, settings.model, settings.backend_options())
+    model = load_model(settings.model_repo, settings.model_folder(settings.model), settings.backend_options())
     info = model_info(model, settings.backend)
     detector = create_detector(model)
     pipeline = FacePipeline(detector, settings.max_pixels, settings.max_faces)

@@ -178,6 +178,8 @@ class EmbedderServicer(CropServicer, embedder_pb2_grpc.EmbedderServicer):
 
 
 def build(settings: EmbedderSettings) -> list[Registration]:
+    # The configured model itself, never its int8 variant (INT8): a collection is tied to the model that filled it,
+    # and the threshold and fmr_table were calibrated on the float model's embeddings.
     loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
     model = EmbeddingModel(loaded)
     # Connects lazily (the service starts without Redis); timeouts so a stalled Redis cannot hold the worker threads

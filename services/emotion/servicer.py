@@ -31,7 +31,7 @@ class EmotionServicer(CropServicer, analysis_pb2_grpc.EmotionServicer):
 
 
 def build(settings: EmotionSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
+    loaded = load_model(settings.model_repo, settings.model_folder(settings.model), settings.backend_options())
     service = analysis_pb2.DESCRIPTOR.services_by_name["Emotion"]
     predict = EmotionModel(loaded).predict
     return [

@@ -48,7 +48,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
 
 
 def build(settings: GeneratorSettings) -> list[Registration]:
-    loaded = load_model(settings.model_repo, settings.model, settings.backend_options())
+    loaded = load_model(settings.model_repo, settings.model_folder(settings.model), settings.backend_options())
     generator = FaceGenerator(loaded)
     servicer = GeneratorServicer(generator, model_info(loaded, settings.backend))
     name = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name

@@ -72,6 +72,11 @@ class ErrorCode(StrEnum):
         "the image's bytes or pixels are over the limit (decompression bombs are refused from the header)",
         _INVALID,
     )
+    TOO_MANY_IMAGES = (
+        "too_many_images",
+        413,
+        "more images in one request than the route takes (`POST /v1/cluster`: `CLUSTER_MAX_IMAGES`)",
+    )
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, "the content type is not multipart, JSON or image/*"
     UNSUPPORTED_IMAGE = (
         "unsupported_image",
@@ -97,7 +102,23 @@ class ErrorCode(StrEnum):
     INVALID_MIN_CONFIDENCE = "invalid_min_confidence", 422, "`min_confidence` is outside [0, 1]", _INVALID
     INVALID_COUNT = "invalid_count", 422, "the generator's `count` is outside 1..64", _INVALID
     NO_FACE = "no_face", 422, "no face was found where one is needed (verify, enrol)"
+    TOO_MANY_FACES = (
+        "too_many_faces",
+        422,
+        "the images of one `POST /v1/cluster` hold more faces than it clusters (`CLUSTER_MAX_FACES`)",
+    )
     MULTIPLE_FACES = "multiple_faces", 422, "more than one face in an enrolment photo, without `allow_multiple=true`"
+    LOW_QUALITY = (
+        "low_quality",
+        422,
+        "the enrolment photo's face quality is below the `min_quality` asked for; nothing was enrolled",
+    )
+    SPOOF_DETECTED = (
+        "spoof_detected",
+        422,
+        "with `require_liveness=true`, the liveness service took a face for a presentation attack (a printed photo "
+        "or a screen); its message names the score; nothing was enrolled or compared",
+    )
     RATE_LIMITED = (
         "rate_limited",
         429,

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from services.runtime.backends import BackendOptions, InferenceBackend, create_backend, served_name
+from services.runtime.backends import BackendKind, BackendOptions, InferenceBackend, create_backend, served_name
 
 
 class CropConfig(BaseModel):
@@ -88,6 +88,9 @@ class ModelConfig(BaseModel):
     batching: BatchingConfig = BatchingConfig()
     # Read as a table here, typed by the code that runs the model: each family's params class (`params_of`).
     params: dict[str, Any] = {}
+    # The backends the files run on; empty: every backend. An int8 variant (recipes.quantize) runs on ONNX Runtime
+    # in-process only: the torch backend and TF Serving have no quantised operators, and it was measured nowhere else.
+    runs_on: list[BackendKind] = []
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,10 @@ def load_model(model_repo: Path, name: str, backend: BackendOptions | None = Non
     options = backend or BackendOptions()
     model_dir = model_repo / name
     config = read_config(model_dir)
+    if config.runs_on and options.kind not in config.runs_on:
+        raise ModelConfigError(
+            f"{model_dir / 'config.toml'}: {name} runs on {', '.join(config.runs_on)} only, not {options.kind}"
+        )
     card = (model_dir / "card.md").read_text()
     backends = {
         key: create_backend(options, model_dir / filename, served_name(config.name, key))
@@ -157,12 +164,29 @@ def load_model(model_repo: Path, name: str, backend: BackendOptions | None = Non
     return LoadedModel(config=config, backends=backends, card=card, directory=model_dir)
 
 
+INT8_SUFFIX = "_int8"
+
+
+def preferred_model(model_repo: Path, name: str, backend: BackendKind, int8: bool) -> str:
+    """The folder a service runs for its model setting `name`: the model's int8 variant (`<name>_int8`, made by
+    recipes.quantize and shipped as the default where it costs at most 0.3 points on its dev figure) when `int8`
+    is on and the variant runs on `backend`, else `name` itself."""
+    variant = model_repo / f"{name}{INT8_SUFFIX}"
+    if not int8 or not (variant / "config.toml").exists():
+        return name
+    runs_on = read_config(variant).runs_on
+    return variant.name if not runs_on or backend in runs_on else name
+
+
 def served_files(model_repo: Path, models: list[str] | None = None) -> dict[str, Path]:
-    """Served name → ONNX file, for every file of every model folder (or of the named ones): what a model server
-    must hold for the services to run on it."""
+    """Served name → ONNX file, for every file of every model folder (or of the named ones) that a model server may
+    hold (not those that run in-process only, `runs_on`): what a model server must hold for the services to run
+    on it."""
     out = {}
     for config_path in sorted(model_repo.glob("*/config.toml")):
         config = read_config(config_path.parent)
+        if config.runs_on and not set(config.runs_on) - {"onnx", "torch"}:
+            continue
         if models is None or config.name in models:
             for key, filename in config.files.items():
                 out[served_name(config.name, key)] = config_path.parent / filename

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.backends import BackendKind, BackendOptions
+from services.runtime.modelrepo import preferred_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,13 @@ class ServiceSettings(BaseSettings):
     backend_fp16: bool = Field(True, description="The torch backend runs fp16 autocast on CUDA.")
     backend_timeout_s: float = Field(10.0, description="Deadline of each model-server call, seconds.")
     backend_retries: int = Field(2, description="Retries of a model-server call answered UNAVAILABLE, with backoff.")
+    int8: bool = Field(
+        True,
+        description="Run a model's int8 variant (`model-repo/<model>_int8/`, ONNX Runtime static quantisation) where "
+        "there is one and the backend is `onnx`: 1.7–3× faster on the CPU, within 0.3 points of the float model on "
+        "its dev figure (docs/models.md). The embedder always runs its configured model (its galleries are tied to "
+        "it). false: the float models.",
+    )
     intra_op_threads: int = Field(
         1,
         description="Threads ONNX Runtime may use per model call; one is fastest for our small models "
@@ -92,6 +100,10 @@ class ServiceSettings(BaseSettings):
     trace_exporter: Literal["otlp", "memory"] = Field(
         "otlp", description="`otlp` (to `OTLP_ENDPOINT`), or `memory`: kept in the process, for the tests."
     )
+
+    def model_folder(self, name: str) -> str:
+        """The model folder to load for the model setting `name`: its int8 variant where `INT8` allows."""
+        return preferred_model(self.model_repo, name, self.backend, self.int8)
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(

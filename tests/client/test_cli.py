@@ -51,7 +51,7 @@ def test_detect_json_is_the_api_answer(api: httpx.Client, photos: dict[str, Path
 
 
 def test_verify_enroll_identify(api: httpx.Client, photos: dict[str, Path]) -> None:
-    result = faceplane(api, "verify", str(photos["astronaut"]), str(photos["astronaut"]))
+    result = faceplane(api, "verify", str(photos["astronaut"]), str(photos["astronaut"]), "--require-liveness")
     assert result.returncode == 0 and result.stdout.startswith("same person"), result.stdout + result.stderr
     result = faceplane(api, "enroll", "cli-test", "eileen", str(photos["astronaut"]), "--create", "--name", "Eileen")
     assert result.returncode == 0 and "enrolled face" in result.stdout, result.stderr

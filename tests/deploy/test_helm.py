@@ -18,6 +18,7 @@ import yaml
 
 from deploy.local.stack import REDIS_PERSISTENCE
 from gateway.settings import Settings
+from services.catalogue import SERVICES
 from services.runtime.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,7 +181,7 @@ def test_only_the_gateway_is_reachable_and_services_only_from_it(manifests: list
             }
         }
     ]
-    assert {p["port"] for p in grpc_rule["ports"]} == {50051, 50052, 50053, 50054, 50055, 50056}
+    assert {p["port"] for p in grpc_rule["ports"]} == {s.port for s in SERVICES}  # every catalogue service's
     redis = {
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
         for peer in policies["redis"]["ingress"][0]["from"]

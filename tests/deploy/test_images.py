@@ -22,6 +22,8 @@ SERVICE_MODELS = {
     "agegender": {"agegender_faceplane", "agegender_cydral"},
     "attributes": {"celeba_attributes", "mask_faceplane", "mask_faceplane_single", "mask_mobilenetv2"},
     "generator": {"dcgan_faces"},
+    "liveness": {"minifasnet"},
+    "facemesh": {"facemesh"},
 }
 MODEL_SERVERS = ["torchserve", "torchserve-cuda", "tfserving", "tfserving-cuda", "triton"]
 TARGETS = ["gateway", *SERVICE_MODELS, *MODEL_SERVERS, *(f"{s}-cuda" for s in SERVICE_MODELS)]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from faceplane.v1 import common_pb2 as faceplane_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65plane/v1/analysis.proto\x12\x0c\x66\x61\x63\x65plane.v1\x1a\x19\x66\x61\x63\x65plane/v1/common.proto\"\x86\x01\n\rEmotionResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\x37\n\x06scores\x18\x02 \x03(\x0b\x32\'.faceplane.v1.EmotionResult.ScoresEntry\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"g\n\x0f\x45motionResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.faceplane.v1.EmotionResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\"D\n\x0f\x41geGenderResult\x12\x0b\n\x03\x61ge\x18\x01 \x01(\x02\x12\x0e\n\x06gender\x18\x02 \x01(\t\x12\x14\n\x0cgender_score\x18\x03 \x01(\x02\"k\n\x11\x41geGenderResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.faceplane.v1.AgeGenderResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\"\xab\x01\n\x10\x41ttributesResult\x12\x0c\n\x04mask\x18\x01 \x01(\t\x12\x12\n\nmask_score\x18\x02 \x01(\x02\x12\x42\n\nattributes\x18\x03 \x03(\x0b\x32..faceplane.v1.AttributesResult.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"m\n\x12\x41ttributesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.faceplane.v1.AttributesResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo2\x95\x01\n\x07\x45motion\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x44\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1d.faceplane.v1.EmotionResponse2\x99\x01\n\tAgeGender\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x46\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1f.faceplane.v1.AgeGenderResponse2\x9b\x01\n\nAttributes\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12G\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a .faceplane.v1.AttributesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65plane/v1/analysis.proto\x12\x0c\x66\x61\x63\x65plane.v1\x1a\x19\x66\x61\x63\x65plane/v1/common.proto\"\x86\x01\n\rEmotionResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\x37\n\x06scores\x18\x02 \x03(\x0b\x32\'.faceplane.v1.EmotionResult.ScoresEntry\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"g\n\x0f\x45motionResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.faceplane.v1.EmotionResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\"D\n\x0f\x41geGenderResult\x12\x0b\n\x03\x61ge\x18\x01 \x01(\x02\x12\x0e\n\x06gender\x18\x02 \x01(\t\x12\x14\n\x0cgender_score\x18\x03 \x01(\x02\"k\n\x11\x41geGenderResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.faceplane.v1.AgeGenderResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\"\xab\x01\n\x10\x41ttributesResult\x12\x0c\n\x04mask\x18\x01 \x01(\t\x12\x12\n\nmask_score\x18\x02 \x01(\x02\x12\x42\n\nattributes\x18\x03 \x03(\x0b\x32..faceplane.v1.AttributesResult.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"m\n\x12\x41ttributesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.faceplane.v1.AttributesResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\"E\n\rQualityResult\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x12\n\nbrightness\x18\x03 \x01(\x02\"g\n\x0fQualityResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.faceplane.v1.QualityResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\".\n\x0eLivenessResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"i\n\x10LivenessResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.faceplane.v1.LivenessResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo\"0\n\x04Pose\x12\x0b\n\x03yaw\x18\x01 \x01(\x02\x12\r\n\x05pitch\x18\x02 \x01(\x02\x12\x0c\n\x04roll\x18\x03 \x01(\x02\"l\n\x0e\x46\x61\x63\x65meshResult\x12 \n\x04pose\x18\x01 \x01(\x0b\x32\x12.faceplane.v1.Pose\x12&\n\tlandmarks\x18\x02 \x03(\x0b\x32\x13.faceplane.v1.Point\x12\x10\n\x08presence\x18\x03 \x01(\x02\"i\n\x10\x46\x61\x63\x65meshResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.faceplane.v1.FacemeshResult\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.faceplane.v1.ModelInfo2\x95\x01\n\x07\x45motion\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x44\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1d.faceplane.v1.EmotionResponse2\x99\x01\n\tAgeGender\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x46\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1f.faceplane.v1.AgeGenderResponse2\x9b\x01\n\nAttributes\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12G\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a .faceplane.v1.AttributesResponse2\x95\x01\n\x07Quality\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x44\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1d.faceplane.v1.QualityResponse2\x97\x01\n\x08Liveness\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x45\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1e.faceplane.v1.LivenessResponse2\x97\x01\n\x08\x46\x61\x63\x65mesh\x12\x44\n\x08\x44\x65scribe\x12\x1d.faceplane.v1.DescribeRequest\x1a\x19.faceplane.v1.ServiceInfo\x12\x45\n\x07\x41nalyze\x12\x1a.faceplane.v1.CropsRequest\x1a\x1e.faceplane.v1.FacemeshResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,10 +52,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTRIBUTESRESULT_ATTRIBUTESENTRY']._serialized_end=665
   _globals['_ATTRIBUTESRESPONSE']._serialized_start=667
   _globals['_ATTRIBUTESRESPONSE']._serialized_end=776
-  _globals['_EMOTION']._serialized_start=779
-  _globals['_EMOTION']._serialized_end=928
-  _globals['_AGEGENDER']._serialized_start=931
-  _globals['_AGEGENDER']._serialized_end=1084
-  _globals['_ATTRIBUTES']._serialized_start=1087
-  _globals['_ATTRIBUTES']._serialized_end=1242
+  _globals['_QUALITYRESULT']._serialized_start=778
+  _globals['_QUALITYRESULT']._serialized_end=847
+  _globals['_QUALITYRESPONSE']._serialized_start=849
+  _globals['_QUALITYRESPONSE']._serialized_end=952
+  _globals['_LIVENESSRESULT']._serialized_start=954
+  _globals['_LIVENESSRESULT']._serialized_end=1000
+  _globals['_LIVENESSRESPONSE']._serialized_start=1002
+  _globals['_LIVENESSRESPONSE']._serialized_end=1107
+  _globals['_POSE']._serialized_start=1109
+  _globals['_POSE']._serialized_end=1157
+  _globals['_FACEMESHRESULT']._serialized_start=1159
+  _globals['_FACEMESHRESULT']._serialized_end=1267
+  _globals['_FACEMESHRESPONSE']._serialized_start=1269
+  _globals['_FACEMESHRESPONSE']._serialized_end=1374
+  _globals['_EMOTION']._serialized_start=1377
+  _globals['_EMOTION']._serialized_end=1526
+  _globals['_AGEGENDER']._serialized_start=1529
+  _globals['_AGEGENDER']._serialized_end=1682
+  _globals['_ATTRIBUTES']._serialized_start=1685
+  _globals['_ATTRIBUTES']._serialized_end=1840
+  _globals['_QUALITY']._serialized_start=1843
+  _globals['_QUALITY']._serialized_end=1992
+  _globals['_LIVENESS']._serialized_start=1995
+  _globals['_LIVENESS']._serialized_end=2146
+  _globals['_FACEMESH']._serialized_start=2149
+  _globals['_FACEMESH']._serialized_end=2300
 # @@protoc_insertion_point(module_scope)

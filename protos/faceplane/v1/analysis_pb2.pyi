@@ -72,3 +72,65 @@ class AttributesResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[AttributesResult]
     model: _common_pb2.ModelInfo
     def __init__(self, results: _Optional[_Iterable[_Union[AttributesResult, _Mapping]]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+
+class QualityResult(_message.Message):
+    __slots__ = ("score", "sharpness", "brightness")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    BRIGHTNESS_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    sharpness: float
+    brightness: float
+    def __init__(self, score: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ...) -> None: ...
+
+class QualityResponse(_message.Message):
+    __slots__ = ("results", "model")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[QualityResult]
+    model: _common_pb2.ModelInfo
+    def __init__(self, results: _Optional[_Iterable[_Union[QualityResult, _Mapping]]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+
+class LivenessResult(_message.Message):
+    __slots__ = ("label", "score")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    score: float
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class LivenessResponse(_message.Message):
+    __slots__ = ("results", "model")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[LivenessResult]
+    model: _common_pb2.ModelInfo
+    def __init__(self, results: _Optional[_Iterable[_Union[LivenessResult, _Mapping]]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+
+class Pose(_message.Message):
+    __slots__ = ("yaw", "pitch", "roll")
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    ROLL_FIELD_NUMBER: _ClassVar[int]
+    yaw: float
+    pitch: float
+    roll: float
+    def __init__(self, yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ...) -> None: ...
+
+class FacemeshResult(_message.Message):
+    __slots__ = ("pose", "landmarks", "presence")
+    POSE_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_FIELD_NUMBER: _ClassVar[int]
+    pose: Pose
+    landmarks: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
+    presence: float
+    def __init__(self, pose: _Optional[_Union[Pose, _Mapping]] = ..., landmarks: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., presence: _Optional[float] = ...) -> None: ...
+
+class FacemeshResponse(_message.Message):
+    __slots__ = ("results", "model")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[FacemeshResult]
+    model: _common_pb2.ModelInfo
+    def __init__(self, results: _Optional[_Iterable[_Union[FacemeshResult, _Mapping]]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...

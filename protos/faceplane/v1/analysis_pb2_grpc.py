@@ -378,3 +378,363 @@ class Attributes:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class QualityStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Describe = channel.unary_unary(
+                '/faceplane.v1.Quality/Describe',
+                request_serializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
+                _registered_method=True)
+        self.Analyze = channel.unary_unary(
+                '/faceplane.v1.Quality/Analyze',
+                request_serializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
+                response_deserializer=faceplane_dot_v1_dot_analysis__pb2.QualityResponse.FromString,
+                _registered_method=True)
+
+
+class QualityServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Describe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Analyze(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_QualityServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.FromString,
+                    response_serializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.SerializeToString,
+            ),
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
+                    request_deserializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.FromString,
+                    response_serializer=faceplane_dot_v1_dot_analysis__pb2.QualityResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'faceplane.v1.Quality', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('faceplane.v1.Quality', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Quality:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceplane.v1.Quality/Describe',
+            faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
+            faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Analyze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceplane.v1.Quality/Analyze',
+            faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
+            faceplane_dot_v1_dot_analysis__pb2.QualityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class LivenessStub:
+    """Passive liveness: whether the face in one photo is a real face or a presentation attack (a printed photo, a
+    screen), from several box crops of it (model-repo/minifasnet/card.md). A request carries each face's crops in
+    the service's spec order (its Describe), face-major; one result per face.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Describe = channel.unary_unary(
+                '/faceplane.v1.Liveness/Describe',
+                request_serializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
+                _registered_method=True)
+        self.Analyze = channel.unary_unary(
+                '/faceplane.v1.Liveness/Analyze',
+                request_serializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
+                response_deserializer=faceplane_dot_v1_dot_analysis__pb2.LivenessResponse.FromString,
+                _registered_method=True)
+
+
+class LivenessServicer:
+    """Passive liveness: whether the face in one photo is a real face or a presentation attack (a printed photo, a
+    screen), from several box crops of it (model-repo/minifasnet/card.md). A request carries each face's crops in
+    the service's spec order (its Describe), face-major; one result per face.
+    """
+
+    def Describe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Analyze(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LivenessServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.FromString,
+                    response_serializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.SerializeToString,
+            ),
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
+                    request_deserializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.FromString,
+                    response_serializer=faceplane_dot_v1_dot_analysis__pb2.LivenessResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'faceplane.v1.Liveness', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('faceplane.v1.Liveness', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Liveness:
+    """Passive liveness: whether the face in one photo is a real face or a presentation attack (a printed photo, a
+    screen), from several box crops of it (model-repo/minifasnet/card.md). A request carries each face's crops in
+    the service's spec order (its Describe), face-major; one result per face.
+    """
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceplane.v1.Liveness/Describe',
+            faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
+            faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Analyze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceplane.v1.Liveness/Analyze',
+            faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
+            faceplane_dot_v1_dot_analysis__pb2.LivenessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class FacemeshStub:
+    """Head pose and dense landmarks: MediaPipe's 468-point face mesh on one box crop of each face (square, 1.5 × the
+    box, eye line level), put on the image by the crop's to_image (model-repo/facemesh/card.md). One result per face.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Describe = channel.unary_unary(
+                '/faceplane.v1.Facemesh/Describe',
+                request_serializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
+                _registered_method=True)
+        self.Analyze = channel.unary_unary(
+                '/faceplane.v1.Facemesh/Analyze',
+                request_serializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
+                response_deserializer=faceplane_dot_v1_dot_analysis__pb2.FacemeshResponse.FromString,
+                _registered_method=True)
+
+
+class FacemeshServicer:
+    """Head pose and dense landmarks: MediaPipe's 468-point face mesh on one box crop of each face (square, 1.5 × the
+    box, eye line level), put on the image by the crop's to_image (model-repo/facemesh/card.md). One result per face.
+    """
+
+    def Describe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Analyze(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_FacemeshServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=faceplane_dot_v1_dot_common__pb2.DescribeRequest.FromString,
+                    response_serializer=faceplane_dot_v1_dot_common__pb2.ServiceInfo.SerializeToString,
+            ),
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
+                    request_deserializer=faceplane_dot_v1_dot_common__pb2.CropsRequest.FromString,
+                    response_serializer=faceplane_dot_v1_dot_analysis__pb2.FacemeshResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'faceplane.v1.Facemesh', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('faceplane.v1.Facemesh', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Facemesh:
+    """Head pose and dense landmarks: MediaPipe's 468-point face mesh on one box crop of each face (square, 1.5 × the
+    box, eye line level), put on the image by the crop's to_image (model-repo/facemesh/card.md). One result per face.
+    """
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceplane.v1.Facemesh/Describe',
+            faceplane_dot_v1_dot_common__pb2.DescribeRequest.SerializeToString,
+            faceplane_dot_v1_dot_common__pb2.ServiceInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Analyze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceplane.v1.Facemesh/Analyze',
+            faceplane_dot_v1_dot_common__pb2.CropsRequest.SerializeToString,
+            faceplane_dot_v1_dot_analysis__pb2.FacemeshResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

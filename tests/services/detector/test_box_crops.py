@@ -14,7 +14,7 @@ import pytest
 from faceplane.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 
 from deploy.local.stack import free_port
-from recipes.headpose_eval import FacemeshParams, face_crop
+from recipes.headpose_eval import face_crop
 from recipes.liveness_eval import liveness_crops
 from services.detector.align import template_points, warp_crop
 from services.detector.detectors import FaceDetector
@@ -96,7 +96,7 @@ def test_level_eyes_crops_put_the_eyes_on_one_row_and_are_the_face_mesh_recipes(
         sides = np.linalg.norm(face.to_image[0][:, :2], axis=0) * MESH.size
         x1, y1, x2, y2 = box
         np.testing.assert_allclose(sides, 1.5 * max(x2 - x1, y2 - y1), rtol=1e-6)
-        assert np.array_equal(face.crops[0], face_crop(image, box, eyes, FacemeshParams()))
+        assert np.array_equal(face.crops[0], face_crop(image, box, eyes, MESH))
     assert max(tilts) > 2  # some face of the photo was turned to level its eyes
 
 
