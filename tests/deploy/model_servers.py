@@ -106,13 +106,16 @@ def assert_a_server_that_is_down_is_unavailable_after_the_retries(kind: str) -> 
 
 
 def stack_on(kind: str, url: str, log_dir: Path, data_dir: Path) -> Iterator[httpx.Client]:
-    """A second gateway and set of services, every one of them with `backend = kind` at `url`."""
+    """A second gateway and set of services, every one of them with `backend = kind` at `url`, on the float
+    models; `stack_on("onnx", "", …)` is the in-process reference they are compared with."""
     services = available_services()
     names = ["gateway", "redis", *services]
     stack = Stack(ports={name: free_port() for name in names}, log_dir=log_dir, data_dir=data_dir, services=services)
     for service in services:
         stack.extra_env[f"FACEPLANE_{service.upper()}_BACKEND"] = kind
         stack.extra_env[f"FACEPLANE_{service.upper()}_BACKEND_URL"] = url
+        # The float models, which every backend runs (the int8 variants run on ONNX Runtime in-process only).
+        stack.extra_env[f"FACEPLANE_{service.upper()}_INT8"] = "false"
     stack.start()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['gateway']}", timeout=120) as client:

@@ -95,8 +95,10 @@ def mlserver_api(mlserver: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.mark.slow
-def test_every_service_answers_through_mlserver_as_in_process(api: httpx.Client, mlserver_api: httpx.Client) -> None:
-    assert_same_analysis(api, mlserver_api)
+def test_every_service_answers_through_mlserver_as_in_process(
+    float_api: httpx.Client, mlserver_api: httpx.Client
+) -> None:
+    assert_same_analysis(float_api, mlserver_api)
 
 
 @pytest.mark.slow

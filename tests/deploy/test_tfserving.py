@@ -149,11 +149,13 @@ def tfserving_api(tfserving: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.mark.slow
-def test_every_service_answers_through_tfserving_as_in_process(api: httpx.Client, tfserving_api: httpx.Client) -> None:
+def test_every_service_answers_through_tfserving_as_in_process(
+    float_api: httpx.Client, tfserving_api: httpx.Client
+) -> None:
     # Each model matches ONNX Runtime to 7e-5 of its output scale or better; through the whole pipeline
     # TensorFlow's float differences in the detector carry on through landmarks and alignment into every crop:
     # 0.0017 at most when measured.
-    worst = assert_same_analysis(api, tfserving_api, tolerance=0.003)
+    worst = assert_same_analysis(float_api, tfserving_api, tolerance=0.003)
     print(f"largest score difference through TF Serving: {worst:.5f}")
 
 

@@ -47,9 +47,9 @@ def torchserve_api(torchserve: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_every_service_answers_through_torchserve_as_in_process(
-    api: httpx.Client, torchserve_api: httpx.Client
+    float_api: httpx.Client, torchserve_api: httpx.Client
 ) -> None:
-    assert_same_analysis(api, torchserve_api)
+    assert_same_analysis(float_api, torchserve_api)
 
 
 def test_the_generator_makes_the_same_faces_through_torchserve(api: httpx.Client, torchserve_api: httpx.Client) -> None:
