@@ -4,6 +4,7 @@
     faceplane detect photo.jpg --json                 faceplane enroll staff alice alice.jpg --create
     faceplane identify staff photo.jpg --top-k 3      faceplane generate 4 --seed 7 --out faces/
     faceplane anonymize photo.jpg --out anon.png      faceplane cluster party/*.jpg
+    faceplane video analyze clip.mp4 --collection staff   # waits for the job, with a progress bar
     faceplane keys create --name app --scopes read,enrol --collections staff   # operators: talks to Redis
     faceplane keys list | faceplane keys revoke <key id>
 
@@ -106,11 +107,36 @@ def run(args: argparse.Namespace, client: FaceplaneClient) -> tuple[Any, str]:
             path.write_bytes(png)
             paths.append(str(path))
         return {"seed": seed, "files": paths}, "\n".join(paths) + f"\nseed {seed}"
+    if args.command == "video":
+        job = client.analyze_video(args.video, args.collection, args.features, args.sample_fps, progress_bar(args))
+        if job["status"] == "failed":
+            raise FaceplaneError(0, job["error"]["code"], job["error"]["message"])
+        result = job["result"]
+        rows = [[str(t["track_id"]), f"{t['start_s']:.1f}–{t['end_s']:.1f} s", str(len(t["frames"])),
+                 t["identity"]["subject_id"] if t["identity"] else "", json.dumps(t["summary"])]
+                for t in result["tracks"]]  # fmt: skip
+        head = f"{result['frames_analyzed']} frames analysed of {result['duration_s']:.1f} s, {len(rows)} tracks\n"
+        return job, head + table(["track", "time", "frames", "identity", "summary"], rows)
     if args.command == "anonymize":
         data = client.anonymize(args.image, args.method)
         args.out.write_bytes(data)
         return {"file": str(args.out), "bytes": len(data)}, f"wrote {args.out} ({len(data)} bytes)"
     raise AssertionError(args.command)
+
+
+def progress_bar(args: argparse.Namespace) -> Any:
+    """A progress bar on stderr while a video job runs (none with --json)."""
+    if args.json:
+        return None
+
+    def show(job: dict[str, Any]) -> None:
+        width = 30
+        filled = round(job["progress"] * width)
+        end = "\n" if job["status"] in ("done", "failed") else ""
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {job['progress']:4.0%} {job['status']:<8}", end=end,
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    return show
 
 
 # Where `make run` (deploy/local/stack.py) keeps its Redis's URL, password included, in a checkout.
@@ -209,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     anonymize.add_argument("image", type=Path)
     anonymize.add_argument("--method", choices=["generate", "blur"])
     anonymize.add_argument("--out", type=Path, required=True)
+    video = sub.add_parser("video", help="analyse a video file in the background: faces tracked and identified")
+    video_sub = video.add_subparsers(dest="video_command", required=True)
+    video_analyze = video_sub.add_parser("analyze", help="submit a video and wait for its result")
+    video_analyze.add_argument("video", type=Path)
+    video_analyze.add_argument("--collection", help="identify each track in this collection")
+    video_analyze.add_argument("--features", type=lambda s: s.split(","), help="comma list, summarised per track")
+    video_analyze.add_argument("--sample-fps", type=float, help="frames analysed per second (default 5)")
     keys_parser = sub.add_parser("keys", help="create, list and revoke API keys (on the key store)")
     keys_parser.add_argument(
         "--redis-url",

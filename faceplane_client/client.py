@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -115,6 +117,37 @@ class FaceplaneClient:
         body: dict[str, Any] = {"count": count} if seed is None else {"count": count, "seed": seed}
         answer = self._call("POST", "/v1/generate", json=body)
         return [base64.b64decode(s) for s in answer["images"]], int(answer["seed"])
+
+    def submit_video(
+        self, video: ImageInput, collection: str | None = None, features: list[str] | None = None,
+        sample_fps: float | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Queue a video (`POST /v1/videos`): `{"job_id", "status": "queued"}`."""
+        params = {"collection": collection, "features": ",".join(features) if features else None,
+                  "sample_fps": sample_fps}  # fmt: skip
+        return cast(dict[str, Any], self._call("POST", "/v1/videos", files=_file(video, "video"), params=params))
+
+    def video_job(self, job_id: str) -> dict[str, Any]:
+        """A video job's status, progress, and its error or result (`GET /v1/videos/{job_id}`)."""
+        return cast(dict[str, Any], self._call("GET", f"/v1/videos/{job_id}"))
+
+    def delete_video_job(self, job_id: str) -> None:
+        self._call("DELETE", f"/v1/videos/{job_id}")
+
+    def analyze_video(
+        self, video: ImageInput, collection: str | None = None, features: list[str] | None = None,
+        sample_fps: float | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll_s: float = 0.5,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Submit a video and wait for its job to end; `on_progress` sees every poll's answer. The finished job."""
+        job_id = self.submit_video(video, collection, features, sample_fps)["job_id"]
+        while True:
+            job = self.video_job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job["status"] in ("done", "failed"):
+                return job
+            time.sleep(poll_s)
 
     def anonymize(self, image: ImageInput, method: str | None = None) -> bytes:
         return cast(bytes, self._call("POST", "/v1/anonymize", files=_file(image), params={"method": method}))

@@ -17,9 +17,23 @@ from gateway.hosts import HostOriginCheck
 from gateway.keys import KeyStore, connect
 from gateway.limits import BodySizeLimit
 from gateway.metrics import HttpMetrics
-from gateway.routes import anonymize, audit, cluster, collections, demo, docs, faces, generate, health, stream, verify
+from gateway.routes import (
+    anonymize,
+    audit,
+    cluster,
+    collections,
+    demo,
+    docs,
+    faces,
+    generate,
+    health,
+    stream,
+    verify,
+    videos,
+)
 from gateway.settings import Settings
 from gateway.tracing import RequestSpans, gateway_tracer_provider, shut_down
+from gateway.videos import JobStore
 
 # Room for multipart framing and form fields around the images (each may grow by 4/3 as base64).
 _BODY_OVERHEAD = 64 * 1024
@@ -37,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = Services(settings, tracer)  # gRPC channels belong to the running loop
         store = connect(settings.redis_url, settings.key_store_pool_size, settings.key_store_pool_wait_s)
         app.state.keys = KeyStore(store)
+        app.state.videos = JobStore(store, settings.video_result_ttl_s)  # the same Redis, its own prefix
         app.state.pixel_budget = PixelBudget(settings.client_pixel_budget, settings.client_pixel_wait_s)
         yield
         await app.state.services.close()
@@ -66,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_body_bytes=2 * (settings.max_upload_bytes * 4 // 3) + _BODY_OVERHEAD,
-        by_path={cluster.PATH: cluster_cap},
+        by_path={cluster.PATH: cluster_cap, videos.PATH: settings.video_max_bytes + _BODY_OVERHEAD},
     )
     app.add_middleware(SecurityHeaders)
     if tracer is not None:  # outermost of all: the request's span covers every check above
@@ -78,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collections.router)  # scopes per route: read, or enrol for writes
     app.include_router(anonymize.router, dependencies=read)
     app.include_router(generate.router, dependencies=read)
+    app.include_router(videos.router, dependencies=read)
     app.include_router(audit.router, dependencies=[Depends(require("admin"))])
     app.include_router(stream.router)  # checks its key itself: a browser cannot set headers on a websocket
     app.include_router(health.router)

@@ -140,6 +140,38 @@ class Settings(BaseSettings):
         "otlp", description="`otlp` (to `OTLP_ENDPOINT`), or `memory`: kept in the process, for the tests."
     )
 
+    video_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        gt=0,
+        description="Bytes of one video uploaded to `POST /v1/videos` (413 `video_too_large` above; that route's "
+        "body cap is this plus the multipart framing). The upload waits in Redis for a worker, so this also bounds "
+        "what each queued job holds there.",
+    )
+    video_max_duration_s: float = Field(
+        600.0, gt=0, description="Seconds of one uploaded video, read from its container (413 `video_too_long`)."
+    )
+    video_result_ttl_s: int = Field(
+        86_400,
+        ge=60,
+        description="Seconds a video job (its upload, status and result) is kept in Redis after it was submitted; "
+        "then `GET /v1/videos/{job_id}` answers 404.",
+    )
+    video_claim_idle_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a video job may sit with a worker without being acknowledged before another worker "
+        "takes it over (XAUTOCLAIM): a worker that was killed mid-job loses it after this long. Keep it above the "
+        "longest job a worker runs.",
+    )
+    video_max_attempts: int = Field(
+        3, ge=1, description="Workers that may take one video job; after that many failed tries it ends `failed`."
+    )
+    video_worker_name: str = Field(
+        "",
+        description="The video worker's consumer name in the job stream's group; empty: the host name and the "
+        "process id (unique per process, as each must be).",
+    )
+
     @field_validator("services")
     @classmethod
     def _catalogued(cls, urls: dict[str, str]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The whole system on one machine, loopback only: Redis 8, every service with a model, and the gateway.
+"""The whole system on one machine, loopback only: Redis 8, every service with a model, the gateway and one video
+worker.
 
     python -m deploy.local.stack            # what `make run` does; Ctrl-C stops everything
 
@@ -238,6 +239,7 @@ class Stack:
     start_timeout_s: float = 60.0
     redis_password: str = field(default_factory=new_secret)
     service_token: str = ""
+    video_worker: bool = False  # also `python -m gateway.video_worker` (make run: one)
     # How each process was started (arguments, environment, log), to start it again the same way.
     commands: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
 
@@ -307,6 +309,8 @@ class Stack:
         for instance in self.instances("gateway"):
             env["FACEPLANE_GATEWAY_PORT"] = str(self.ports[instance])
             self._spawn(instance, [sys.executable, "-m", "gateway"], env)
+        if self.video_worker:  # the video jobs' worker: the gateway's settings, no port of its own
+            self._spawn("video-worker", [sys.executable, "-m", "gateway.video_worker"], env)
 
     def start(self, with_redis: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -380,7 +384,8 @@ class Stack:
 
     def stop(self) -> None:
         # The gateway first so no request reaches a stopping service, Redis last so nothing loses its store.
-        groups = [["prometheus"], *(self.instances(p) for p in ["gateway", *reversed(self.services)]), ["redis"]]
+        parts = ["video-worker", "gateway", *reversed(self.services)]
+        groups = [["prometheus"], *(self.instances(p) for p in parts), ["redis"]]
         for group in [*groups, list(self.procs)]:  # then anything else started, should there be any
             stop(*(self.procs.pop(name) for name in group if name in self.procs))
 
@@ -433,7 +438,7 @@ def main() -> None:
     log_dir, data_dir, secrets_file = var / "log", var / "redis", var / "secrets.json"
     kept = local_secrets(secrets_file)
     stack = Stack(ports=default_ports(), log_dir=log_dir, data_dir=data_dir, replicas=dict(args.replicas),
-                  services=args.services or available_services(), **kept)  # fmt: skip
+                  services=args.services or available_services(), video_worker=True, **kept)  # fmt: skip
     # The URL too, for `faceplane keys` (faceplane_client/cli.py reads it when FACEPLANE_REDIS_URL is unset).
     write_private(secrets_file, json.dumps({**kept, "redis_url": stack.redis_url}, indent=2) + "\n")
     stopping = False
@@ -458,6 +463,7 @@ faceplane is running (loopback only):
   readiness    http://127.0.0.1:{p["gateway"]}/readyz  metrics: http://127.0.0.1:{p["gateway"]}/metrics
   Redis 8      127.0.0.1:{p["redis"]}  (data in {shown(data_dir)}/; its password and the services' token in \
 {shown(secrets_file)}, mode 0600)""")
+    print(f"  video jobs   one worker (python -m gateway.video_worker), log: {shown(log_dir)}/video-worker.log")
     for extra in stack.gateway_urls()[1:]:
         print(f"  REST API     {extra}  (another gateway)")
     for name in (i for s in stack.services for i in stack.instances(s)):

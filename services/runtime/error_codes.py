@@ -55,7 +55,12 @@ class ErrorCode(StrEnum):
         403,
         "a write (or a video stream) sent by a web page of another origin: `Origin` is not this gateway",
     )
-    NOT_FOUND = "not_found", 404, "no such route, collection, subject or face", grpc.StatusCode.NOT_FOUND
+    NOT_FOUND = (
+        "not_found",
+        404,
+        "no such route, collection, subject, face or video job",
+        grpc.StatusCode.NOT_FOUND,
+    )
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "the route does not take this HTTP method"
     ALREADY_EXISTS = "already_exists", 409, "the subject already exists", grpc.StatusCode.ALREADY_EXISTS
     MODEL_MISMATCH = (
@@ -77,6 +82,8 @@ class ErrorCode(StrEnum):
         413,
         "more images in one request than the route takes (`POST /v1/cluster`: `CLUSTER_MAX_IMAGES`)",
     )
+    VIDEO_TOO_LARGE = "video_too_large", 413, "the uploaded video's bytes are over `VIDEO_MAX_BYTES`"
+    VIDEO_TOO_LONG = "video_too_long", 413, "the uploaded video is longer than `VIDEO_MAX_DURATION_S`"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, "the content type is not multipart, JSON or image/*"
     UNSUPPORTED_IMAGE = (
         "unsupported_image",
@@ -84,6 +91,12 @@ class ErrorCode(StrEnum):
         "the data is not a JPEG, PNG, WebP, GIF, BMP or TIFF image",
         _INVALID,
     )
+    UNSUPPORTED_VIDEO = (
+        "unsupported_video",
+        415,
+        "the upload is not an MP4, MOV, WebM/Matroska or AVI video OpenCV can decode",
+    )
+    CORRUPT_VIDEO = "corrupt_video", 422, "the video is truncated or its frames cannot be decoded"
     CORRUPT_IMAGE = "corrupt_image", 422, "the image is truncated or cannot be decoded", _INVALID
     INVALID_IMAGE = "invalid_image", 422, "the image has no pixels", _INVALID
     MISSING_IMAGE = "missing_image", 422, "the image field is missing or is not a file upload / base64 string"

@@ -31,7 +31,7 @@ TRITON_VALUES = CHART / "ci" / "gpu-triton-values.yaml"
 MODEL_SERVER = "dns:///rel-faceplane-modelserver-headless"
 MODEL_SERVER_URL = f"{MODEL_SERVER}:7070"
 KUBERNETES = "1.33.0"
-CRDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator kinds: not in the Kubernetes schemas
+CRDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}  # Prometheus Operator's and KEDA's: not in the schemas
 WORKLOADS = {"Deployment", "StatefulSet"}
 MODEL_SERVICES = {"detector", "embedder", "emotion", "agegender", "attributes", "generator"}
 
@@ -440,3 +440,41 @@ def test_a_broken_values_file_is_rejected(tmp_path: Path, values: dict[str, Any]
 def test_torchserve_backend_without_a_model_server_is_refused() -> None:
     result = helm("template", "rel", str(CHART), "--set", "services.emotion.backend=torchserve")
     assert result.returncode != 0 and "modelServer.enabled is false" in result.stderr
+
+
+def test_the_video_worker_is_off_by_default_and_scales_on_its_queue_with_keda() -> None:
+    assert not [d for d in render() if d["metadata"]["name"].endswith("video-worker")]
+    docs = render(sets=("videoWorker.enabled=true", "videoWorker.replicas=3"))
+    (worker,) = [d for d in by_kind(docs, "Deployment") if component(d) == "video-worker"]
+    assert worker["spec"]["replicas"] == 3 and not by_kind(docs, "ScaledObject")
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "gateway.video_worker"]
+    assert container["image"].split("/")[-1].startswith("gateway:")
+    env = env_of(container)
+    assert env["FACEPLANE_GATEWAY_REDIS_URL"] == ("secret", "redis-url")
+    assert env["FACEPLANE_GATEWAY_SERVICE_TOKEN"] == ("secret", "service-token")
+    gateway_env = env_of(containers_by_component(docs)["gateway"])
+    services = {k: v for k, v in gateway_env.items() if k.startswith("FACEPLANE_GATEWAY_SERVICES__")}
+    assert services and services.items() <= env.items()  # the same services as the gateway's
+    assert container["livenessProbe"]["exec"]["command"][-1] == "--alive"
+    # it may reach the model services (their policy admits gateway-labelled pods) and Redis
+    assert worker["spec"]["template"]["metadata"]["labels"]["faceplane.io/gateway"] == "true"
+    (redis_policy,) = [d for d in by_kind(docs, "NetworkPolicy") if d["metadata"]["name"].endswith("-redis")]
+    allowed = [p["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+               for p in redis_policy["spec"]["ingress"][0]["from"]]  # fmt: skip
+    assert "video-worker" in allowed
+
+    scaled = render(sets=("videoWorker.enabled=true", "keda.enabled=true", "keda.maxReplicas=7"))
+    test_every_manifest_is_valid_kubernetes(scaled)
+    test_every_container_is_probed_limited_and_unprivileged(scaled)
+    (worker,) = [d for d in by_kind(scaled, "Deployment") if component(d) == "video-worker"]
+    assert "replicas" not in worker["spec"]  # KEDA owns them
+    (scaler,) = by_kind(scaled, "ScaledObject")
+    assert scaler["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    assert scaler["spec"]["maxReplicaCount"] == 7
+    (trigger,) = scaler["spec"]["triggers"]
+    assert trigger["type"] == "redis-streams"
+    assert trigger["metadata"]["stream"] == "fp:video:jobs" and trigger["metadata"]["consumerGroup"] == "workers"
+    assert trigger["metadata"]["address"] == "rel-faceplane-redis:6379"
+    password_env = trigger["metadata"]["passwordFromEnv"]
+    assert env_of(worker["spec"]["template"]["spec"]["containers"][0])[password_env] == ("secret", "redis-password")
