@@ -71,8 +71,8 @@ helm-lint: $(HELM)  ## helm lint --strict with the default and the GPU values (T
 run: $(STAMP)  ## the whole stack on 127.0.0.1: gateway :8080, services, Redis 8 (PROMETHEUS=1: also :9090; REPLICAS="detector=2"); Ctrl-C stops it
 	$(PY) -m deploy.local.stack $(if $(PROMETHEUS),--prometheus) $(foreach r,$(REPLICAS),--replicas $(r))
 
-bench: $(STAMP)  ## serving speed: each model alone, /v1/analyze end to end (batching off/on), efficiency (~5 min)
-	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(OUT),--out $(OUT))
+bench: $(STAMP)  ## serving speed, float and int8 models: each model alone, /v1/analyze end to end (batching off/on), efficiency (~10 min; FEATURES=emotion,age,gender,mask,attributes for the defaults only)
+	$(PY) -m bench.serving $(if $(SECONDS),--seconds $(SECONDS)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(OUT),--out $(OUT)) $(if $(FEATURES),--features $(FEATURES))
 
 loadtest: $(STAMP)  ## Locust headless against the whole stack on loopback (USERS=16 SECONDS=60) → var/loadtest/ (git-ignored)
 	$(PY) -m loadtest.run $(if $(USERS),--users $(USERS)) $(if $(SECONDS),--seconds $(SECONDS))

@@ -1,6 +1,6 @@
 """Serving speed: every model alone, the whole pipeline in-process, and POST /v1/analyze end to end.
 
-    make bench      (python -m bench.serving [--seconds 10])   # prints tables, writes bench/results/serving.json
+    make bench   (python -m bench.serving [--seconds 10] [--features LIST]; writes bench/results/serving.json)
 
 1. raw model throughput: each model in-process (ONNX Runtime, one thread), faces/s at batch 1 and its best batch;
 2. end to end: POST /v1/analyze with every feature, at concurrency 1, 8 and 32, on a photo with one face and one
@@ -45,13 +45,13 @@ from tests import images
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_REPO = REPO / "model-repo"
-FEATURES = "emotion,age,gender,mask,attributes,embedding"
+FEATURES = "emotion,age,gender,mask,attributes,embedding"  # every default feature and the embedding; --features
 BATCHES = (1, 4, 16, 32, 64)
 Models = dict[str, tuple[LoadedModel, Callable[[np.ndarray], Any]]]
 MODELS = {False: "float", True: "int8"}  # INT8 off: the defaults before issue 23; on: today's
 
 
-def analysis_models(int8: bool) -> Models:
+def analysis_models(int8: bool, features: str = FEATURES) -> Models:
     """The model each analysis service runs by default (with `INT8` as given) and the function it calls, by service."""
 
     def model(name: str) -> LoadedModel:
@@ -61,12 +61,15 @@ def analysis_models(int8: bool) -> Models:
     agegender = model("agegender_faceplane")
     attributes = model("celeba_attributes")
     embedder = load_model(MODEL_REPO, "dlib_resnet")  # the embedder never switches (services/embedder/servicer.py)
-    return {
+    models = {
         "emotion": (emotion, EmotionModel(emotion).predict),
         "agegender": (agegender, age_gender_model(agegender).predict),
         "attributes": (attributes, AttributesModel(attributes, model("mask_faceplane")).predict),
         "embedder": (embedder, EmbeddingModel(embedder).embed),
     }
+    if "embedding" not in features.split(","):
+        del models["embedder"]  # the in-process reference does the same work as the requests
+    return models
 
 
 def raw_models(models: Models, pipeline: FacePipeline, photo: np.ndarray, seconds: float) -> list[dict[str, Any]]:
@@ -110,14 +113,14 @@ def pipeline_faces_per_s(models: Models, pipeline: FacePipeline, data: bytes, se
     return done / (time.perf_counter() - start)
 
 
-async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+async def load(url: str, data: bytes, concurrency: int, seconds: float, features: str) -> dict[str, Any]:
     """`concurrency` clients posting the photo back to back for `seconds` (after a short warm-up)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
         async def post(_: int) -> int | None:
             files = {"image": ("photo.jpg", data, "image/jpeg")}
-            r = await client.post("/v1/analyze", files=files, params={"features": FEATURES})
+            r = await client.post("/v1/analyze", files=files, params={"features": features})
             body = r.json() if r.status_code == 200 else {}
             return len(body["faces"]) if body and not body.get("errors") else None
 
@@ -127,7 +130,7 @@ async def load(url: str, data: bytes, concurrency: int, seconds: float) -> dict[
 
 
 def end_to_end(
-    photos: dict[str, bytes], batching: bool, seconds: float, backend: str, int8: bool
+    photos: dict[str, bytes], batching: bool, seconds: float, backend: str, int8: bool, features: str
 ) -> list[dict[str, Any]]:
     services = available_services()
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,7 +151,7 @@ def end_to_end(
             rows = []
             for photo, data in photos.items():
                 for concurrency in (1, 8, 32):
-                    result = asyncio.run(load(url, data, concurrency, seconds))
+                    result = asyncio.run(load(url, data, concurrency, seconds, features))
                     rows.append({"photo": photo, "models": MODELS[int8], "batching": batching, **result})
                     state = "on " if batching else "off"
                     print(
@@ -166,6 +169,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--backend", default="onnx", help="the services' inference backend (torch: CUDA if present)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving.json")
+    parser.add_argument("--features", default=FEATURES, help="what each request asks for (default: %(default)s)")
     args = parser.parse_args()
     group = photo_640x480()
     photos = {
@@ -179,7 +183,7 @@ def main() -> None:
     raw, in_process = [], {}
     print(f"\n1. each model alone, in-process (ONNX Runtime, 1 thread)\n{'model':44} {'batch 1':>9} {'best':>9}")
     for int8 in (False, True):
-        models = analysis_models(int8)
+        models = analysis_models(int8, args.features)
         for r in raw_models(models, pipeline, group, args.seconds / 4):
             raw.append({**r, "models": MODELS[int8]})
             print(f"{r['model']:44} {r['batch_1']:9.1f} {r['best']:9.1f}  (batch {r['best_batch']}) faces/s")
@@ -189,7 +193,7 @@ def main() -> None:
     print("\n2. POST /v1/analyze, all features", flush=True)
     for int8 in (False, True):
         for batching in (False, True):
-            e2e += end_to_end(photos, batching, args.seconds, args.backend, int8)
+            e2e += end_to_end(photos, batching, args.seconds, args.backend, int8, args.features)
     header = ["models", "photo", "conc", "batching", "img/s", "faces/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
     print("\n" + " | ".join(header))
     for r in e2e:
@@ -210,7 +214,7 @@ def main() -> None:
     out = args.out
     detector = pipeline.detector.config.name
     record = {"date": str(datetime.date.today()), "machine": machine, "seconds_per_measurement": args.seconds,
-              "backend": args.backend, "detector": detector,
+              "backend": args.backend, "detector": detector, "features": args.features,
               "raw_models": raw, "end_to_end": e2e, "efficiency": efficiency}  # fmt: skip
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
