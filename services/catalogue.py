@@ -3,13 +3,13 @@
 One entry per service. The gateway's clients, feature parsing, merging and response schema, its service URLs, and
 the local launcher read this; the Helm values, compose and the images are checked against it by tests
 (tests/deploy/). Adding a per-face analysis service is an entry here and its own folder `services/<name>/`
-(model logic, a servicer answering `Analyze(CropsRequest)` with one typed result per crop, `__main__.py`), plus
+(model logic, a servicer answering `Analyze(CropsRequest)` with one typed result per face, `__main__.py`), plus
 its chart and compose entries, which the tests then ask for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,7 @@ class Feature:
 class Service:
     """A gRPC service: its catalogue name (also its folder, its settings prefix FACEPLANE_<NAME>_ and its key in
     the gateway's SERVICES), its full gRPC name and stub, its default port, and, for a per-face service, the RPC
-    it answers with one result per crop (`results`, in request order) and the features those results carry."""
+    it answers with one result per face (`results`, in request order) and the features those results carry."""
 
     name: str
     grpc_service: str
@@ -75,10 +75,6 @@ class Service:
     rpc: str | None = None
     results: str = "results"
     features: tuple[Feature, ...] = ()
-
-    @property
-    def analyses_faces(self) -> bool:
-        return self.rpc is not None
 
 
 def _emotion(r: Any) -> dict[str, Any]:
@@ -227,7 +223,3 @@ def feature(name: str) -> Feature:
 
 def default_features() -> list[str]:
     return [f.name for s in SERVICES for f in s.features if f.default]
-
-
-def names(services: Iterable[Service] = SERVICES) -> list[str]:
-    return [s.name for s in services]

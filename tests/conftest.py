@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from deploy.local.stack import Stack, available_services, free_port, spawn, stop, wait_http_ok
-from tests.inprocess import InProcessServices, catalogue_names, gateway_client, redis_server
+from services.catalogue import BY_NAME
+from tests.inprocess import InProcessServices, gateway_client, redis_server
 
 # The session gateway's limits, in both tiers (some tests send images between these and the defaults).
 GATEWAY_LIMITS = {"max_upload_bytes": 4 * 1024 * 1024, "max_pixels": 30_000_000}
@@ -72,7 +73,7 @@ def _client(port: int) -> httpx.Client:
 def inprocess(fast: bool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str]]:
     """The fast tier's services: (name → host:port, the Redis URL)."""
     with redis_server(tmp_path_factory.mktemp("redis")) as redis_url:
-        services = InProcessServices(catalogue_names(), redis_url)
+        services = InProcessServices(list(BY_NAME), redis_url)
         try:
             yield services.start(), redis_url
         finally:

@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 from deploy.local.stack import free_port, redis_command, spawn, stop, wait_tcp
 from gateway.app import create_app
 from gateway.settings import Settings
-from services.catalogue import SERVICES
 from services.runtime.server import ServiceServer
 from services.runtime.settings import ServiceSettings
 
@@ -94,7 +93,3 @@ def gateway_client(urls: dict[str, str], redis_url: str, **settings: Any) -> Ite
     app = create_app(Settings(services={"detector": "", **urls}, redis_url=redis_url, auth=False, **settings))
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
-
-
-def catalogue_names() -> list[str]:
-    return [s.name for s in SERVICES]

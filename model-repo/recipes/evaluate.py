@@ -345,7 +345,9 @@ def refine_speed(name: str) -> dict[str, float]:
 def model_speed(name: str) -> dict[str, float]:
     """ms per face in-process (one ONNX Runtime thread), batch 1 and 16, every file of the model."""
     model = load_model(REPO / "model-repo", name)
-    out = {}
+    out: dict[str, float] = {}
+    if not model.backends:  # no network (quality_faceplane: numpy only); its card gives its speed
+        return out
     for batch in (1, 16):
         total = 0.0
         for backend in model.backends.values():

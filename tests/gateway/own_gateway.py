@@ -8,8 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from deploy.local.stack import Stack, free_port, spawn, stop, wait_http_ok
+from tests.inprocess import gateway_client
 
 
 def on_the_stack(stack: Stack, *services: str) -> dict[str, str]:
@@ -32,3 +34,16 @@ def own_gateway(env: dict[str, str], log_path: Path) -> Iterator[httpx.Client]:
             yield client
     finally:
         stop(proc)
+
+
+def gateway_without(request: pytest.FixtureRequest, missing: str, log_path: Path) -> Iterator[httpx.Client]:
+    """A gateway of its own beside the session's services (in-process in the fast tier, a process otherwise) with
+    every service but `missing` deployed: what a route answers when its service is not."""
+    if request.config.getoption("--fast"):
+        urls, redis_url = request.getfixturevalue("inprocess")
+        with gateway_client({k: v for k, v in urls.items() if k != missing}, redis_url) as client:
+            yield client
+        return
+    stack = request.getfixturevalue("stack")
+    with own_gateway(on_the_stack(stack, *(s for s in stack.services if s != missing)), log_path) as client:
+        yield client

@@ -15,7 +15,7 @@ from PIL import Image
 from faceplane_client import FaceplaneClient
 from faceplane_client.cli import parser, run
 from tests import images
-from tests.gateway.own_gateway import on_the_stack, own_gateway
+from tests.gateway.own_gateway import gateway_without, on_the_stack, own_gateway
 from tests.inprocess import gateway_client
 
 
@@ -181,17 +181,8 @@ def test_a_body_over_the_cluster_cap_is_413(small_api: httpx.Client) -> None:
 
 
 @pytest.fixture
-def api_without_embedder(request: pytest.FixtureRequest, fast: bool, tmp_path: Path) -> Iterator[httpx.Client]:
-    """A gateway of its own beside the session's services, the embedder not deployed."""
-    if fast:
-        urls, redis_url = request.getfixturevalue("inprocess")
-        with gateway_client({k: v for k, v in urls.items() if k != "embedder"}, redis_url) as client:
-            yield client
-        return
-    stack = request.getfixturevalue("stack")
-    env = on_the_stack(stack, *(s for s in stack.services if s != "embedder"))
-    with own_gateway(env, tmp_path / "gateway.log") as client:
-        yield client
+def api_without_embedder(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Client]:
+    yield from gateway_without(request, "embedder", tmp_path / "gateway.log")
 
 
 def test_without_the_embedder_the_route_is_503(api_without_embedder: httpx.Client) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests import images
-from tests.gateway.own_gateway import on_the_stack, own_gateway
+from tests.gateway.own_gateway import gateway_without
 from tests.inprocess import InProcessServices, gateway_client
 
 PHOTO = images.encode(images.astronaut())
@@ -102,17 +102,8 @@ def test_a_face_taken_for_an_attack_is_refused_and_not_enrolled(strict_api: http
 
 
 @pytest.fixture
-def api_without_liveness(request: pytest.FixtureRequest, fast: bool, tmp_path: Path) -> Iterator[httpx.Client]:
-    """A gateway of its own beside the session's services, the liveness service not deployed."""
-    if fast:
-        urls, redis_url = request.getfixturevalue("inprocess")
-        with gateway_client({k: v for k, v in urls.items() if k != "liveness"}, redis_url) as client:
-            yield client
-        return
-    stack = request.getfixturevalue("stack")
-    env = on_the_stack(stack, *(s for s in stack.services if s != "liveness"))
-    with own_gateway(env, tmp_path / "gateway.log") as client:
-        yield client
+def api_without_liveness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Client]:
+    yield from gateway_without(request, "liveness", tmp_path / "gateway.log")
 
 
 def test_require_liveness_without_the_liveness_service_is_503(api_without_liveness: httpx.Client) -> None:

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from tests import images
-from tests.gateway.own_gateway import on_the_stack, own_gateway
-from tests.inprocess import gateway_client
+from tests.gateway.own_gateway import gateway_without
 
 SHARP = images.encode(images.astronaut())
 BLURRED = images.encode(cv2.GaussianBlur(images.astronaut(), (0, 0), 6))
@@ -59,17 +58,8 @@ def test_min_quality_must_be_a_number_in_0_1(api: httpx.Client, value: str) -> N
 
 
 @pytest.fixture
-def api_without_quality(request: pytest.FixtureRequest, fast: bool, tmp_path: Path) -> Iterator[httpx.Client]:
-    """A gateway of its own beside the session's services, the quality service not deployed."""
-    if fast:
-        urls, redis_url = request.getfixturevalue("inprocess")
-        with gateway_client({k: v for k, v in urls.items() if k != "quality"}, redis_url) as client:
-            yield client
-        return
-    stack = request.getfixturevalue("stack")
-    env = on_the_stack(stack, *(s for s in stack.services if s != "quality"))
-    with own_gateway(env, tmp_path / "gateway.log") as client:
-        yield client
+def api_without_quality(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Client]:
+    yield from gateway_without(request, "quality", tmp_path / "gateway.log")
 
 
 def test_min_quality_without_the_quality_service_is_503(api_without_quality: httpx.Client) -> None:

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 
 class EmotionStub:
-    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per crop, in request
+    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per face, in request
     order (`results`), and is listed in services/catalogue.py.
 
     """
@@ -51,7 +51,7 @@ class EmotionStub:
 
 
 class EmotionServicer:
-    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per crop, in request
+    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per face, in request
     order (`results`), and is listed in services/catalogue.py.
 
     """
@@ -90,7 +90,7 @@ def add_EmotionServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Emotion:
-    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per crop, in request
+    """Every per-face analysis service answers Analyze(CropsRequest) with one typed result per face, in request
     order (`results`), and is listed in services/catalogue.py.
 
     """
