@@ -18,9 +18,16 @@ COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
 SERVICE_MODELS = {
     "detector": {"yunet", "mtcnn"},
     "embedder": {"dlib_resnet"},
-    "emotion": {"emotion_faceplane", "emotion_faceplane_single", "emotion_minixception"},
-    "agegender": {"agegender_faceplane", "agegender_cydral"},
-    "attributes": {"celeba_attributes", "mask_faceplane", "mask_faceplane_single", "mask_mobilenetv2"},
+    "emotion": {"emotion_faceplane", "emotion_faceplane_int8", "emotion_faceplane_single", "emotion_minixception"},
+    "agegender": {"agegender_faceplane", "agegender_faceplane_int8", "agegender_cydral"},
+    "attributes": {
+        "celeba_attributes",
+        "celeba_attributes_int8",
+        "mask_faceplane",
+        "mask_faceplane_int8",
+        "mask_faceplane_single",
+        "mask_mobilenetv2",
+    },
     "generator": {"dcgan_faces"},
     "liveness": {"minifasnet"},
     "facemesh": {"facemesh"},
@@ -102,6 +109,21 @@ def test_a_service_image_holds_only_its_own_models(service: str) -> None:
         }
         assert copied and copied <= SERVICE_MODELS[service], (target, copied)
         assert "recipes" not in copied
+
+
+@pytest.mark.parametrize("service", ["emotion", "agegender", "attributes"])
+def test_a_cpu_image_holds_the_int8_variants_of_its_default_models(service: str) -> None:
+    """The services load `<model>_int8` by default on ONNX Runtime (`FACEPLANE_<S>_INT8`): an image without the
+    folder would run the float model without a word."""
+    copied = {
+        m.group(1)
+        for stage in chain(service)
+        for line in stage
+        for m in [re.search(r"model-repo/(\w+)", line)]
+        if line.startswith("COPY") and m
+    }
+    defaults = {model for model in copied if (REPO / "model-repo" / f"{model}_int8" / "config.toml").exists()}
+    assert defaults and {f"{model}_int8" for model in defaults} <= copied, (service, copied)
 
 
 @pytest.mark.parametrize("target", ["tfserving", "tfserving-cuda"])
