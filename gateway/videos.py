@@ -22,8 +22,11 @@ from typing import Any
 import cv2
 import redis.asyncio as redis
 
+from gateway.clients import Services
 from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
+from gateway.recognition import Gallery
+from gateway.settings import Settings
 
 PREFIX = "fp:video"
 STREAM = f"{PREFIX}:jobs"
@@ -110,6 +113,12 @@ def probe(data: bytes, max_bytes: int, max_duration_s: float) -> VideoInfo:
         finally:
             capture.release()
     return info
+
+
+async def require_collection(services: Services, settings: Settings, collection: str) -> None:
+    """404 `not_found` unless the collection exists: refused at upload, not by the worker once the job has waited
+    its turn."""
+    await Gallery(services, settings).list_subjects(collection, 1, "")
 
 
 def new_job_id() -> str:

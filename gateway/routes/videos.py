@@ -12,14 +12,15 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from gateway.analysis import parse_features
+from gateway.auth import check_collection
 from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 from gateway.limits import BodyTooLarge
 from gateway.routes.collections import ID, ID_TEXT
-from gateway.routes.deps import SettingsDep
+from gateway.routes.deps import ServicesDep, SettingsDep
 from gateway.routes.faces import PATTERN
 from gateway.schemas import ERROR_RESPONSES, Box, ErrorDetail
-from gateway.videos import JobStore, probe
+from gateway.videos import JobStore, probe, require_collection
 from services.catalogue import FEATURES
 
 PATH = "/v1/videos"  # app.py gives this path a body cap of its own
@@ -128,8 +129,9 @@ async def _upload(request: Request, max_bytes: int) -> bytes:
 async def submit_video(
     request: Request,
     settings: SettingsDep,
+    services: ServicesDep,
     collection: Annotated[
-        str | None, Query(pattern=ID, description=f"identify each track in this collection: {ID_TEXT}")
+        str | None, Query(pattern=ID, description=f"identify each track in this collection (it must exist): {ID_TEXT}")
     ] = None,
     features: Annotated[
         str | None,
@@ -138,7 +140,9 @@ async def submit_video(
             json_schema_extra={"pattern": PATTERN},
         ),
     ] = None,
-    sample_fps: Annotated[float, Query(gt=0, le=MAX_SAMPLE_FPS, description="frames analysed per second")] = 5.0,
+    sample_fps: Annotated[
+        float, Query(gt=0, le=MAX_SAMPLE_FPS, allow_inf_nan=False, description="frames analysed per second")
+    ] = 5.0,
 ) -> Any:
     """Queue a video for analysis: faces tracked across frames, each track identified and summarised. Poll
     `GET /v1/videos/{job_id}` for its progress and result."""
@@ -147,6 +151,9 @@ async def submit_video(
         if not re.fullmatch(PATTERN, features):
             raise ApiError(ErrorCode.INVALID_FEATURES, f"features is a comma list of {', '.join(FEATURES)}, no spaces")
         wanted = sorted(parse_features(features))
+    if collection is not None:
+        check_collection(request, collection)
+        await require_collection(services, settings, collection)
     data = await _upload(request, settings.video_max_bytes)
     info = await asyncio.to_thread(probe, data, settings.video_max_bytes, settings.video_max_duration_s)
     options = {"collection": collection, "features": wanted, "sample_fps": sample_fps, "frames": info.frames}

@@ -237,3 +237,60 @@ function stopLive() {
 
 $("live-start").addEventListener("click", () => startLive().catch((error) => show("live-status", error.message, true)));
 $("live-stop").addEventListener("click", stopLive);
+
+// ---- video: a job (POST /v1/videos), polled until it is done; one card per tracked face
+let videoRun = null; // the upload being followed: choosing another video stops following the last
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function summarise(summary) {
+  return Object.entries(summary).map(([name, s]) => (s.label !== undefined
+    ? `${name} ${s.label} (${Math.round(s.share * 100)}% of frames)`
+    : `${name} ${Object.entries(s).map(([k, v]) => (k === "value" ? Math.round(v) : `${k} ${v.toFixed(2)}`)).join(", ")}`));
+}
+
+function showTracks(result) {
+  for (const track of result.tracks) {
+    const item = document.createElement("li");
+    const who = track.identity ? `${track.identity.name || track.identity.subject_id} (similarity ${track.identity.similarity.toFixed(3)})` : "unknown";
+    item.innerHTML = `<b>#${track.track_id}</b>`;
+    item.append([`${track.start_s.toFixed(1)}–${track.end_s.toFixed(1)} s`, who, ...summarise(track.summary)].join(" · "));
+    $("video-tracks").append(item);
+  }
+  const n = result.tracks.length;
+  show("video-status", `${n} track${n === 1 ? "" : "s"}, ${result.frames_analyzed} frames analysed of ${result.duration_s.toFixed(1)} s`);
+}
+
+async function analyseVideo(file) {
+  const run = {};
+  videoRun = run;
+  const features = [...document.querySelectorAll("#video-features input:checked")].map((box) => box.value);
+  const collection = $("video-collection").value;
+  const query = new URLSearchParams({ ...(collection ? { collection } : {}), ...(features.length ? { features: features.join(",") } : {}) });
+  const progress = $("video-progress");
+  $("video-tracks").replaceChildren();
+  progress.value = 0;
+  progress.hidden = false;
+  show("video-status", "uploading …");
+  try {
+    const { job_id: id } = await call(`/v1/videos?${query}`, { method: "POST", body: form({ video: file }) });
+    for (;;) {
+      const job = await call(`/v1/videos/${id}`);
+      if (videoRun !== run) return;
+      progress.value = job.progress;
+      if (job.status === "done") return showTracks(job.result);
+      if (job.status === "failed") return show("video-status", `${job.error.code}: ${job.error.message}`, true);
+      show("video-status", `${job.status} … ${Math.round(job.progress * 100)}%`);
+      await sleep(500);
+    }
+  } catch (error) {
+    if (videoRun !== run) return;
+    progress.hidden = true;
+    show("video-status", error.message, true);
+  }
+}
+
+$("video-go").addEventListener("click", () => {
+  const file = $("video-file").files[0];
+  if (!file) return show("video-status", "choose a video", true);
+  analyseVideo(file);
+});

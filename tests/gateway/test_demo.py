@@ -1,6 +1,7 @@
 """The web demo in a real headless Chromium (the system's, driven by Playwright): upload a group photo, one box
-per face is drawn and the result panel lists every face; verify and generate work too. Screenshots are saved as
-test artefacts (FACEPLANE_ARTEFACTS, default .cache/artefacts/)."""
+per face is drawn and the result panel lists every face; verify, generate and the video tab (a job that a video
+worker beside the session's gateway finishes) work too. Screenshots are saved as test artefacts
+(FACEPLANE_ARTEFACTS, default .cache/artefacts/)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from deploy.local.stack import Stack
+from gateway.settings import Settings
 from tests import images
+from tests.gateway.test_collections_api import collection_with_eileen
+from tests.gateway.test_videos import WorkerThread, astronaut_frames, video
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -101,3 +106,50 @@ def test_live_mode_streams_camera_frames_and_gets_answers(page: Page) -> None:
                            timeout=60_000)  # fmt: skip
     page.click("#live-stop")
     expect(page.locator("#live-start")).to_be_enabled()
+
+
+@pytest.fixture(scope="module")
+def video_worker(stack: Stack) -> Iterator[WorkerThread]:
+    """A video worker for the page's gateway (the session's): its services, its Redis database."""
+    services = {s: f"127.0.0.1:{stack.ports[s]}" for s in stack.services}
+    with WorkerThread(Settings(services=services, redis_url=stack.redis_url)) as worker:
+        yield worker
+
+
+def test_a_video_s_face_becomes_one_tracked_identified_card(
+    page: Page, api: httpx.Client, video_worker: WorkerThread, tmp_path: Path
+) -> None:
+    clip = tmp_path / "astronaut.mp4"
+    video(astronaut_frames(20), clip)  # 2 s at 10 fps: 10 frames analysed at the default 5 a second
+    page.click("nav button[data-tab=videos]")
+    page.set_input_files("#video-file", str(clip))
+    page.fill("#video-collection", collection_with_eileen(api))
+    page.click("#video-go")
+    expect(page.locator("#video-status")).to_have_text("1 track, 10 frames analysed of 2.0 s", timeout=240_000)
+    card = page.locator("#video-tracks li")
+    expect(card).to_have_count(1)
+    expect(card.locator("b")).to_have_text("#1")
+    expect(card).to_contain_text("0.0–1.8 s · eileen (similarity 0.")
+    for summary in ("emotion ", "age ", "gender ", "% of frames"):
+        expect(card).to_contain_text(summary)
+    assert page.locator("#video-progress").evaluate("bar => bar.value") == 1
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / "demo-video.png"), full_page=True)
+
+
+def test_a_refused_video_shows_the_api_error(page: Page, tmp_path: Path) -> None:
+    text, clip = tmp_path / "notes.mp4", tmp_path / "astronaut.mp4"
+    text.write_text("not a video")
+    video(astronaut_frames(5), clip)
+    page.click("nav button[data-tab=videos]")
+    status = page.locator("#video-status")
+    page.set_input_files("#video-file", str(text))
+    page.click("#video-go")
+    expect(status).to_have_text("unsupported_video: the upload is not an MP4, MOV, WebM or AVI video", timeout=30_000)
+    expect(status).to_have_class("status error")
+    expect(page.locator("#video-progress")).to_be_hidden()
+    page.set_input_files("#video-file", str(clip))
+    page.fill("#video-collection", "nobody-enrolled-here")
+    page.click("#video-go")
+    expect(status).to_have_text("not_found: no collection 'nobody-enrolled-here'", timeout=30_000)
+    expect(status).to_have_class("status error")

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,15 +23,18 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from deploy.local.stack import Stack, free_port, spawn, stop
 from faceplane_client import FaceplaneClient
 from faceplane_client.cli import parser, run
+from gateway.app import create_app
 from gateway.clients import Services
 from gateway.settings import Settings
 from gateway.tracking import iou
 from gateway.video_worker import VideoWorker, client_of
 from tests import images
+from tests.gateway.api_keys import bearer, new_key
 from tests.gateway.test_collections_api import collection_with_eileen
 from tests.inprocess import gateway_client
 
@@ -183,10 +187,78 @@ def test_bad_uploads_are_refused_with_their_codes(backends: tuple[dict[str, str]
         assert (too_long.status_code, too_long.json()["error"]["code"]) == (413, "video_too_long")
         webm = video([images.no_face()] * 5, tmp_path / "coffee.webm", "VP80")
         assert submit(api, webm, "coffee.webm").status_code == 202  # WebM (VP8) is taken too
-        no_field = api.post("/v1/videos", files={"image": ("a.mp4", face, "video/mp4")})
-        assert no_field.status_code == 422
-        assert submit(api, face, features="nope").json()["error"]["code"] == "invalid_features"
-        assert submit(api, face, sample_fps=0).status_code == 422
+
+
+def refusal(answer: httpx.Response) -> tuple[int, str, str]:
+    """(status, code, message) of an error answer, which must be JSON `{"error": {"code", "message"}}` alone."""
+    assert answer.headers["content-type"] == "application/json", answer.text
+    body = answer.json()
+    assert list(body) == ["error"] and sorted(body["error"]) == ["code", "message"], body
+    return answer.status_code, body["error"]["code"], body["error"]["message"]
+
+
+def test_bad_requests_are_refused_with_a_4xx_naming_the_fault(api_with_worker: httpx.Client, tmp_path: Path) -> None:
+    api, face = api_with_worker, video(astronaut_frames(5), tmp_path / "a.mp4")
+    cases: dict[str, tuple[httpx.Response, int, str, str]] = {
+        "sample_fps not a number": (submit(api, face, sample_fps="fast"), 422, "invalid_request", "sample_fps"),
+        "sample_fps 0": (submit(api, face, sample_fps=0), 422, "invalid_request", "greater than 0"),
+        "sample_fps < 0": (submit(api, face, sample_fps=-1), 422, "invalid_request", "greater than 0"),
+        "sample_fps over the cap": (submit(api, face, sample_fps=30.5), 422, "invalid_request", "equal to 30"),
+        "sample_fps nan": (submit(api, face, sample_fps="nan"), 422, "invalid_request", "finite number"),
+        "sample_fps inf": (submit(api, face, sample_fps="inf"), 422, "invalid_request", "finite number"),
+        "unknown feature": (submit(api, face, features="age,nope"), 422, "invalid_features", "comma list of"),
+        "empty features": (submit(api, face, features=""), 422, "invalid_features", "comma list of"),
+        "features with a gap": (submit(api, face, features="age,"), 422, "invalid_features", "comma list of"),
+        "collection not a name": (submit(api, face, collection="a b"), 422, "invalid_request", "query.collection"),
+        "collection too long": (submit(api, face, collection="c" * 65), 422, "invalid_request", "query.collection"),
+        "no video field": (
+            api.post("/v1/videos", files={"image": ("a.mp4", face, "video/mp4")}),
+            422, "missing_image", "file field named 'video'",
+        ),
+        "video not a file": (
+            api.post("/v1/videos", data={"video": "a.mp4"}, files={"other": ("x", b"x")}),
+            422, "missing_image", "file field named 'video'",
+        ),
+        "empty file": (submit(api, b""), 400, "empty_image", "the video is empty"),
+        "two files": (
+            api.post("/v1/videos", files=[("video", ("a.mp4", face, "video/mp4"))] * 2),
+            400, "invalid_multipart", "Too many files",
+        ),
+        "raw video body": (
+            api.post("/v1/videos", content=face, headers={"content-type": "video/mp4"}),
+            415, "unsupported_media_type", "multipart file field 'video'",
+        ),
+        "JSON body": (api.post("/v1/videos", json={"video": "a"}), 415, "unsupported_media_type", "multipart"),
+    }  # fmt: skip
+    for job_id in ("xyz", "0" * 23, "0" * 25, "A" * 24, "g" * 24):
+        for method in ("GET", "DELETE"):
+            cases[f"{method} {job_id}"] = (api.request(method, f"/v1/videos/{job_id}"), 422, "invalid_request",
+                                           "path.job_id")  # fmt: skip
+    for method in ("GET", "DELETE"):
+        cases[f"{method} unknown"] = (api.request(method, "/v1/videos/" + "ab" * 12), 404, "not_found", "no video job")
+    for case, (answer, status, code, words) in cases.items():
+        got = refusal(answer)
+        assert got[:2] == (status, code) and words in got[2], (case, got)
+
+
+def test_an_unknown_collection_is_refused_at_upload(api_with_worker: httpx.Client, tmp_path: Path) -> None:
+    data = video(astronaut_frames(5), tmp_path / "a.mp4")
+    unknown = f"none-{uuid.uuid4().hex[:8]}"
+    assert refusal(submit(api_with_worker, data, collection=unknown)) == (
+        404,
+        "not_found",
+        f"no collection {unknown!r}",
+    )
+    assert submit(api_with_worker, data, collection=collection_with_eileen(api_with_worker)).status_code == 202
+
+
+def test_a_key_may_name_only_its_own_collections(backends: tuple[dict[str, str], str], tmp_path: Path) -> None:
+    data = video(astronaut_frames(5), tmp_path / "a.mp4")
+    settings = Settings(**settings_of(backends, 7), auth=True)  # gateway_client turns auth off
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as api:
+        api.headers.update(bearer(new_key(settings.redis_url, scopes="read", collections="staff")))
+        assert refusal(submit(api, data, collection="guests"))[:2] == (403, "forbidden")  # before whether it exists
+        assert refusal(submit(api, data, collection="staff"))[:2] == (404, "not_found")
 
 
 def test_unknown_jobs_are_404_and_delete_forgets(backends: tuple[dict[str, str], str], tmp_path: Path) -> None:
