@@ -256,9 +256,9 @@ def test_a_key_may_name_only_its_own_collections(backends: tuple[dict[str, str],
     data = video(astronaut_frames(5), tmp_path / "a.mp4")
     settings = Settings(**settings_of(backends, 7), auth=True)  # gateway_client turns auth off
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as api:
-        api.headers.update(bearer(new_key(settings.redis_url, scopes="read", collections="staff")))
+        api.headers.update(bearer(new_key(settings.redis_url, scopes="read", collections="video-key-only")))
         assert refusal(submit(api, data, collection="guests"))[:2] == (403, "forbidden")  # before whether it exists
-        assert refusal(submit(api, data, collection="staff"))[:2] == (404, "not_found")
+        assert refusal(submit(api, data, collection="video-key-only"))[:2] == (404, "not_found")
 
 
 def test_unknown_jobs_are_404_and_delete_forgets(backends: tuple[dict[str, str], str], tmp_path: Path) -> None:
