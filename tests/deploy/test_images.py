@@ -97,16 +97,21 @@ def test_each_image_runs_unprivileged_with_a_healthcheck_and_no_build_tools(targ
     assert not BUILD_TOOLS.search(installs), f"{target} installs build tools: {installs}"
 
 
+def copied_models(target: str) -> set[str]:
+    """The model-repo/ folders the target's stages COPY in."""
+    return {
+        m.group(1)
+        for stage in chain(target)
+        for line in stage
+        for m in [re.search(r"model-repo/(\w+)", line)]
+        if line.startswith("COPY") and m
+    }
+
+
 @pytest.mark.parametrize("service", list(SERVICE_MODELS))
 def test_a_service_image_holds_only_its_own_models(service: str) -> None:
     for target in (service, f"{service}-cuda"):
-        copied = {
-            m.group(1)
-            for stage in chain(target)
-            for line in stage
-            for m in [re.search(r"model-repo/(\w+)", line)]
-            if line.startswith("COPY") and m
-        }
+        copied = copied_models(target)
         assert copied and copied <= SERVICE_MODELS[service], (target, copied)
         assert "recipes" not in copied
 
@@ -115,13 +120,7 @@ def test_a_service_image_holds_only_its_own_models(service: str) -> None:
 def test_a_cpu_image_holds_the_int8_variants_of_its_default_models(service: str) -> None:
     """The services load `<model>_int8` by default on ONNX Runtime (`FACEPLANE_<S>_INT8`): an image without the
     folder would run the float model without a word."""
-    copied = {
-        m.group(1)
-        for stage in chain(service)
-        for line in stage
-        for m in [re.search(r"model-repo/(\w+)", line)]
-        if line.startswith("COPY") and m
-    }
+    copied = copied_models(service)
     defaults = {model for model in copied if (REPO / "model-repo" / f"{model}_int8" / "config.toml").exists()}
     assert defaults and {f"{model}_int8" for model in defaults} <= copied, (service, copied)
 
